@@ -1,0 +1,535 @@
+/*
+ * The retained message store: a trie with one node per topic level, a
+ * message at the node of its topic.  A subscribe walks it with the topic
+ * filter, so a filter costs the part of the trie it can match rather than
+ * every retained message, and expired messages are dropped on the way.
+ *
+ * Literal children sit in an open-addressing table keyed by a SipHash of
+ * the level under a per-store random key, because publishers choose the
+ * levels (one per device id is common).  This mirrors the child table of
+ * subtree.c; the two are kept apart until a shared private header has a
+ * place in the build.  Every walk is iterative over parent pointers: a
+ * topic of 65535 slashes makes a trie 65536 levels deep, too deep to
+ * recurse on a shard thread's stack.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "protocol/topic.h"
+
+/* First capacity of a table; tables are powers of two, at most 3/4 full. */
+#define TABLE_MIN_CAP 4
+
+struct rnode;
+
+/*
+ * The children of a node: linear probing, NULL for an empty slot, deletion
+ * by backward shift (no tombstones), shrunk under 1/4 full.
+ */
+struct kids {
+	struct rnode **slot;
+	size_t cap; /* 0 (no table) or a power of two */
+	size_t used;
+};
+
+struct rnode {
+	struct rnode *parent; /* NULL for the root */
+	struct kids kids;
+	struct msg *msg; /* the retained message of this topic, or NULL */
+	struct rnode *expired; /* next node to clear after retain_match() */
+	uint64_t key; /* keyed hash of level */
+	size_t slot; /* index in parent->kids.slot */
+	size_t len; /* of level */
+	char level[]; /* the level's bytes, not NUL-terminated */
+};
+
+struct retain {
+	struct rnode *root; /* the level before the first; never pruned */
+	size_t count; /* messages held */
+	size_t nodes; /* nodes besides the root (tests check pruning) */
+	uint64_t k0, k1; /* SipHash key */
+};
+
+/* ---------------------------------------------------------------- hash */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                    \
+	do {                                                        \
+		v0 += v1;                                           \
+		v1 = ROTL(v1, 13);                                  \
+		v1 ^= v0;                                           \
+		v0 = ROTL(v0, 32);                                  \
+		v2 += v3;                                           \
+		v3 = ROTL(v3, 16);                                  \
+		v3 ^= v2;                                           \
+		v0 += v3;                                           \
+		v3 = ROTL(v3, 21);                                  \
+		v3 ^= v0;                                           \
+		v2 += v1;                                           \
+		v1 = ROTL(v1, 17);                                  \
+		v1 ^= v2;                                           \
+		v2 = ROTL(v2, 32);                                  \
+	} while (0)
+
+/* SipHash-1-3 of one level under the store's key. */
+static uint64_t level_hash(const struct retain *r, const char *s,
+			   size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	uint64_t v0 = 0x736f6d6570736575ULL ^ r->k0;
+	uint64_t v1 = 0x646f72616e646f6dULL ^ r->k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ r->k0;
+	uint64_t v3 = 0x7465646279746573ULL ^ r->k1;
+	uint64_t b = (uint64_t)len << 56, m;
+	size_t i;
+
+	for (; len >= 8; len -= 8, p += 8) {
+		memcpy(&m, p, sizeof(m));
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (i = 0; i < len; i++)
+		b |= (uint64_t)p[i] << (8 * i);
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static void key_init(struct retain *r)
+{
+	uint64_t k[2];
+	struct timespec ts;
+
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) == (ssize_t)sizeof(k)) {
+		r->k0 = k[0];
+		r->k1 = k[1];
+		return;
+	}
+	/* No entropy yet (early boot): weaker than random, still per store. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	r->k0 = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+		(uint64_t)(uintptr_t)r;
+	r->k1 = ROTL(r->k0, 29) ^ 0x9e3779b97f4a7c15ULL;
+}
+
+/* -------------------------------------------------------------- children */
+
+static struct rnode *kids_find(const struct kids *k, const char *level,
+			       size_t len, uint64_t key)
+{
+	size_t mask, i;
+	struct rnode *n;
+
+	if (!k->cap)
+		return NULL;
+	mask = k->cap - 1;
+	for (i = (size_t)key & mask; (n = k->slot[i]) != NULL;
+	     i = (i + 1) & mask)
+		if (n->key == key && n->len == len &&
+		    memcmp(n->level, level, len) == 0)
+			return n;
+	return NULL;
+}
+
+static void kids_place(struct rnode **slot, size_t mask, struct rnode *n)
+{
+	size_t i = (size_t)n->key & mask;
+
+	while (slot[i])
+		i = (i + 1) & mask;
+	slot[i] = n;
+	n->slot = i;
+}
+
+static int kids_resize(struct kids *k, size_t cap)
+{
+	struct rnode **slot = calloc(cap, sizeof(*slot));
+	size_t i;
+
+	if (!slot)
+		return -ENOMEM;
+	for (i = 0; i < k->cap; i++)
+		if (k->slot[i])
+			kids_place(slot, cap - 1, k->slot[i]);
+	free(k->slot);
+	k->slot = slot;
+	k->cap = cap;
+	return 0;
+}
+
+/* n must not be in the table yet. */
+static int kids_insert(struct kids *k, struct rnode *n)
+{
+	int rc;
+
+	if ((k->used + 1) * 4 > k->cap * 3) {
+		rc = kids_resize(k, k->cap ? k->cap * 2 : TABLE_MIN_CAP);
+		if (rc)
+			return rc;
+	}
+	kids_place(k->slot, k->cap - 1, n);
+	k->used++;
+	return 0;
+}
+
+static void kids_delete(struct kids *k, struct rnode *n)
+{
+	size_t mask = k->cap - 1, i = n->slot, j = i, home;
+	struct rnode *m;
+
+	/*
+	 * Backward shift: pull later entries of the probe run into the
+	 * hole unless their home slot lies cyclically in (hole, j].
+	 */
+	for (;;) {
+		j = (j + 1) & mask;
+		m = k->slot[j];
+		if (!m)
+			break;
+		home = (size_t)m->key & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			k->slot[i] = m;
+			m->slot = i;
+			i = j;
+		}
+	}
+	k->slot[i] = NULL;
+	k->used--;
+	if (!k->used) {
+		free(k->slot);
+		k->slot = NULL;
+		k->cap = 0;
+	} else if (k->cap > TABLE_MIN_CAP && k->used * 4 < k->cap) {
+		/* Failing to shrink only keeps the larger table. */
+		(void)kids_resize(k, k->cap / 2);
+	}
+}
+
+/*
+ * The first child of n in a slot at or after from; with skip_dollar, one
+ * whose level does not start with '$'.
+ */
+static struct rnode *kids_next(const struct rnode *n, size_t from,
+			       bool skip_dollar)
+{
+	struct rnode *c;
+
+	for (; from < n->kids.cap; from++) {
+		c = n->kids.slot[from];
+		if (c && !(skip_dollar && c->len && c->level[0] == '$'))
+			return c;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ nodes */
+
+static struct rnode *node_new(struct retain *r, struct rnode *parent,
+			      const char *level, size_t len, uint64_t key)
+{
+	struct rnode *n = calloc(1, sizeof(*n) + len);
+
+	if (!n)
+		return NULL;
+	n->parent = parent;
+	n->key = key;
+	n->len = len;
+	if (len)
+		memcpy(n->level, level, len);
+	r->nodes++;
+	return n;
+}
+
+/* Frees n and its message reference, not its children. */
+static void node_free(struct retain *r, struct rnode *n)
+{
+	msg_unref(n->msg);
+	free(n->kids.slot);
+	if (n != r->root)
+		r->nodes--;
+	free(n);
+}
+
+/* Free n and its ancestors for as long as they hold nothing. */
+static void node_prune(struct retain *r, struct rnode *n)
+{
+	struct rnode *p;
+
+	while (n->parent && !n->msg && !n->kids.used) {
+		p = n->parent;
+		kids_delete(&p->kids, n);
+		node_free(r, n);
+		n = p;
+	}
+}
+
+/* End of the level starting at p: the next '/' or len. */
+static size_t level_end(const char *s, size_t len, size_t p)
+{
+	const char *slash = p < len ? memchr(s + p, '/', len - p) : NULL;
+
+	return slash ? (size_t)(slash - s) : len;
+}
+
+/* Start of the level ending at e (a '/' or the string's end). */
+static size_t level_start(const char *s, size_t e)
+{
+	while (e > 0 && s[e - 1] != '/')
+		e--;
+	return e;
+}
+
+/*
+ * The node of a topic name, made when create is set; NULL when absent, or
+ * out of memory (nothing made stays).
+ */
+static struct rnode *node_walk(struct retain *r, const char *topic,
+			       size_t len, bool create)
+{
+	struct rnode *n = r->root, *c;
+	size_t p = 0, e;
+	uint64_t key;
+
+	for (;;) {
+		e = level_end(topic, len, p);
+		key = level_hash(r, topic + p, e - p);
+		c = kids_find(&n->kids, topic + p, e - p, key);
+		if (!c) {
+			if (!create)
+				goto out;
+			c = node_new(r, n, topic + p, e - p, key);
+			if (!c)
+				goto out_prune;
+			if (kids_insert(&n->kids, c) < 0) {
+				node_free(r, c);
+				c = NULL;
+				goto out_prune;
+			}
+		}
+		n = c;
+		if (e == len)
+			goto out;
+		p = e + 1;
+	}
+
+out_prune:
+	node_prune(r, n);
+out:
+	return c;
+}
+
+/* ------------------------------------------------------------ interface */
+
+struct retain *retain_new(void)
+{
+	struct retain *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->root = calloc(1, sizeof(*r->root));
+	if (!r->root) {
+		free(r);
+		return NULL;
+	}
+	key_init(r);
+	return r;
+}
+
+void retain_free(struct retain *r)
+{
+	struct rnode *n, *p, *c;
+	size_t i = 0; /* where the scan of n's children resumes */
+
+	if (!r)
+		return;
+	/*
+	 * Post-order without a stack: a freed child's slot tells where its
+	 * parent's scan resumes; the parent's table is left alone until the
+	 * parent goes.
+	 */
+	n = r->root;
+	for (;;) {
+		c = kids_next(n, i, false);
+		if (c) {
+			n = c;
+			i = 0;
+			continue;
+		}
+		p = n->parent;
+		i = n->slot + 1;
+		node_free(r, n);
+		if (!p)
+			break;
+		n = p;
+	}
+	free(r);
+}
+
+int retain_set(struct retain *r, struct msg *msg)
+{
+	struct rnode *n;
+
+	if (!topic_name_is_valid(msg->topic, msg->topic_len))
+		return -EINVAL;
+	if (msg->payload_len == 0) {
+		/* [MQTT-3.3.1-6], [MQTT-3.3.1-7]: clears, is never stored. */
+		n = node_walk(r, msg->topic, msg->topic_len, false);
+		if (n && n->msg) {
+			msg_unref(n->msg);
+			n->msg = NULL;
+			r->count--;
+			node_prune(r, n);
+		}
+		return 0;
+	}
+	n = node_walk(r, msg->topic, msg->topic_len, true);
+	if (!n)
+		return -ENOMEM;
+	msg_ref(msg); /* before the old one goes: it may be the same */
+	if (n->msg)
+		msg_unref(n->msg);
+	else
+		r->count++;
+	n->msg = msg;
+	return 0;
+}
+
+/* What one retain_match() call carries to every node it reaches. */
+struct walk {
+	unsigned long long now_ms;
+	retain_match_cb cb;
+	void *arg;
+	struct rnode *expired; /* nodes to clear once the walk is over */
+};
+
+static void walk_visit(struct walk *w, struct rnode *n)
+{
+	struct msg *m = n->msg;
+
+	if (!m)
+		return;
+	if (m->expiry_at && m->expiry_at <= w->now_ms) {
+		/*
+		 * Cleared after the walk: freeing nodes now would pull
+		 * slots from under the scans still in progress.
+		 */
+		n->expired = w->expired;
+		w->expired = n;
+		return;
+	}
+	w->cb(w->arg, m);
+}
+
+/* start and everything under it, for a '#' level ("a/#" matches "a"). */
+static void walk_all(struct walk *w, struct rnode *start, bool skip_dollar)
+{
+	struct rnode *n = start, *c, *p;
+
+	walk_visit(w, n);
+	c = kids_next(n, 0, skip_dollar);
+	for (;;) {
+		if (c) {
+			n = c;
+			walk_visit(w, n);
+			c = kids_next(n, 0, false);
+			continue;
+		}
+		if (n == start)
+			break;
+		p = n->parent;
+		c = kids_next(p, n->slot + 1, skip_dollar && p == start);
+		n = p;
+	}
+}
+
+/*
+ * Depth-first along the filter: a literal level takes one child, '+'
+ * every child in slot order, '#' the whole subtree.  p is the start of
+ * the filter level that n's children are matched against, len + 1 once
+ * the filter is used up; going back up recomputes it from the filter, so
+ * the walk needs no stack.
+ */
+void retain_match(struct retain *r, const char *filter, size_t len,
+		  unsigned long long now_ms, retain_match_cb cb, void *arg)
+{
+	struct walk w = { .now_ms = now_ms, .cb = cb, .arg = arg };
+	struct rnode *root = r->root, *n = root, *c, *next;
+	size_t p = 0, e = 0;
+	bool wild_first;
+
+	if (len == 0)
+		return;
+	/* "+/x" and "#" do not match "$SYS/x" [MQTT-4.7.2-1]. */
+	wild_first = filter[0] == '+' || filter[0] == '#';
+
+enter:
+	if (p > len) {
+		walk_visit(&w, n);
+		goto up;
+	}
+	e = level_end(filter, len, p);
+	if (e - p == 1 && filter[p] == '#') {
+		walk_all(&w, n, n == root && wild_first);
+		goto up;
+	}
+	if (e - p == 1 && filter[p] == '+') {
+		c = kids_next(n, 0, n == root && wild_first);
+		goto plus_next;
+	}
+	c = kids_find(&n->kids, filter + p, e - p,
+		      level_hash(r, filter + p, e - p));
+	if (c) {
+		n = c;
+		p = e + 1;
+		goto enter;
+	}
+up:
+	if (n == root)
+		goto out;
+	e = p - 1; /* where the filter level n matched ends */
+	p = level_start(filter, e);
+	c = n;
+	n = n->parent;
+	if (e - p != 1 || filter[p] != '+')
+		goto up;
+	c = kids_next(n, c->slot + 1, n == root && wild_first);
+plus_next:
+	if (c) {
+		n = c;
+		p = e + 1;
+		goto enter;
+	}
+	goto up;
+
+out:
+	/*
+	 * Only nodes holding a message are on the list, and pruning never
+	 * frees such a node, so clearing one cannot free another still on
+	 * the list.
+	 */
+	for (n = w.expired; n; n = next) {
+		next = n->expired;
+		n->expired = NULL;
+		msg_unref(n->msg);
+		n->msg = NULL;
+		r->count--;
+		node_prune(r, n);
+	}
+}
+
+size_t retain_count(const struct retain *r)
+{
+	return r->count;
+}
