@@ -1,0 +1,511 @@
+/*
+ * Connections: bytes in, packets out.  Input is framed with the codec's
+ * peek, each complete packet decoded in place and handed to its handler;
+ * a handler or decode error comes back here and this is the one place that
+ * answers it (CONNACK refusal before CONNECT, DISCONNECT with a reason in
+ * MQTT 5) and closes.  Output is appended to a per-connection buffer and
+ * written once per loop turn by the shard's flush pass.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/handle.h"
+#include "broker/listener.h"
+#include "broker/msg.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/*
+ * Before CONNECT is accepted, a packet may not be larger than a CONNECT
+ * can usefully be (will payload, password and properties of up to 64 KiB
+ * each), whatever max_packet_size allows.
+ */
+#define PRE_CONNECT_MAX (512u * 1024u)
+/* Read at most this much per call; the loop comes back for the rest. */
+#define READ_CHUNK (64u * 1024u)
+/* Buffers above this are released when they empty, so idle is cheap. */
+#define BUF_KEEP (16u * 1024u)
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+struct conn *conn_new(struct shard *sh, int fd, const char *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->shard = sh;
+	c->fd = fd;
+	c->wheel_slot = -1;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
+	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
+	ev_io_start(sh->loop, &c->rio);
+	c->last_activity = shard_now(sh);
+	c->timeout = sh->broker->limits.connect_timeout;
+	shard_watch_timeout(sh, c);
+
+	c->next = sh->conns;
+	if (sh->conns)
+		sh->conns->prev = c;
+	sh->conns = c;
+	sh->conn_count++;
+	return c;
+}
+
+/* Make room for need more bytes after out_len; false when out of memory. */
+static bool out_reserve(struct conn *c, size_t need)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (c->out_cap - c->out_len >= need)
+		return true;
+	if (c->out_off) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+		if (c->out_cap - c->out_len >= need)
+			return true;
+	}
+	cap = c->out_cap ? c->out_cap : 4096;
+	while (cap - c->out_len < need)
+		cap *= 2;
+	p = realloc(c->out, cap);
+	if (!p)
+		return false;
+	c->out = p;
+	c->out_cap = cap;
+	return true;
+}
+
+/* Output could not be buffered: the connection cannot go on. */
+static void conn_fail(struct conn *c)
+{
+	c->broken = true;
+	shard_want_flush(c->shard, c);
+}
+
+int conn_send(struct conn *c, const struct mqtt_packet *pkt)
+{
+	size_t size;
+	int n;
+
+	if (c->state == CONN_CLOSING || c->broken)
+		return 0;
+	size = mqtt_encoded_size(pkt, c->version);
+	if (size == 0)
+		return MQTT_E_ENCODE;
+	if (!out_reserve(c, size)) {
+		conn_fail(c);
+		return -ENOMEM;
+	}
+	n = mqtt_encode(pkt, c->version, c->out + c->out_len,
+			c->out_cap - c->out_len);
+	if (n < 0)
+		return n;
+	c->out_len += (size_t)n;
+	shard_want_flush(c->shard, c);
+	return 0;
+}
+
+/* Seconds left before expiry, rounded up, for Message Expiry Interval. */
+static uint32_t expiry_left(struct conn *c, const struct msg *msg)
+{
+	uint64_t now = shard_now_ms(c->shard);
+
+	if (msg->expiry_at <= now)
+		return 1; /* due now; the sender checked it was still alive */
+	return (uint32_t)((msg->expiry_at - now + 999) / 1000);
+}
+
+bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
+		       bool retain, bool dup, uint16_t packet_id,
+		       const uint32_t *sub_ids, uint8_t sub_id_count)
+{
+	struct mqtt_publish pub = {
+		.qos = qos,
+		.dup = dup,
+		.retain = retain,
+		.packet_id = packet_id,
+		.topic = { (const uint8_t *)msg->topic, msg->topic_len },
+		.payload = { msg->payload, msg->payload_len },
+	};
+	size_t hdr;
+	int n;
+
+	if (c->state == CONN_CLOSING || c->broken)
+		return false;
+	if (c->version == MQTT_V5) {
+		/* Stored properties were validated when the message came in. */
+		if (msg->props_len)
+			mqtt_props_decode(msg->props, msg->props_len,
+					  MQTT_PUBLISH, &pub.props);
+		if (msg->expiry_at) {
+			pub.props.message_expiry_interval = expiry_left(c, msg);
+			mqtt_props_set(&pub.props,
+				       MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+		}
+		if (sub_id_count) {
+			pub.props.subscription_ids = sub_ids;
+			pub.props.subscription_id_count = sub_id_count;
+			mqtt_props_set(&pub.props,
+				       MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+		}
+	}
+	hdr = mqtt_publish_header_size(&pub, c->version);
+	if (hdr == 0)
+		return false;
+	/* [MQTT-3.1.2-25]: never send a client more than it accepts. */
+	if (c->max_packet_out && hdr + msg->payload_len > c->max_packet_out) {
+		c->shard->broker->stats.publish_dropped++;
+		return false;
+	}
+	if (!out_reserve(c, hdr + msg->payload_len)) {
+		conn_fail(c);
+		return false;
+	}
+	n = mqtt_encode_publish_header(&pub, c->version, c->out + c->out_len,
+				       c->out_cap - c->out_len, NULL);
+	if (n < 0)
+		return false;
+	c->out_len += (size_t)n;
+	memcpy(c->out + c->out_len, msg->payload, msg->payload_len);
+	c->out_len += msg->payload_len;
+	c->shard->broker->stats.msgs_sent++;
+	shard_want_flush(c->shard, c);
+	return true;
+}
+
+void conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off,
+				 c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			c->shard->broker->stats.bytes_sent += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (c->state != CONN_CLOSING)
+				ev_io_start(c->shard->loop, &c->wio);
+			return;
+		}
+		/* The peer is gone; reading will notice and close. */
+		c->out_off = c->out_len = 0;
+		return;
+	}
+	c->out_off = c->out_len = 0;
+	ev_io_stop(c->shard->loop, &c->wio);
+	if (c->out_cap > BUF_KEEP) {
+		free(c->out);
+		c->out = NULL;
+		c->out_cap = 0;
+	}
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, wio);
+
+	(void)loop;
+	(void)revents;
+	conn_flush(c);
+	/* The window may have been waiting on a slow reader. */
+	if (c->session && conn_pending(c) == 0)
+		session_pump(c->session);
+}
+
+/* Send the will now (delay handling comes with the MQTT 5 issue). */
+static void conn_publish_will(struct conn *c)
+{
+	struct msg *will = c->will;
+
+	c->will = NULL;
+	if (!will)
+		return;
+	if (c->will_suppressed) {
+		msg_unref(will);
+		return;
+	}
+	route_message(c->shard, will);
+	msg_unref(will);
+}
+
+/* Leave the session: gone with the connection, or kept to expire later. */
+static void conn_detach_session(struct conn *c)
+{
+	struct session *s = c->session;
+
+	c->session = NULL;
+	if (!s || s->conn != c)
+		return;
+	s->conn = NULL;
+	if (s->expiry_interval == 0) {
+		session_destroy(s);
+		return;
+	}
+	s->expire_at = s->expiry_interval == UINT32_MAX ?
+		INFINITY : shard_now(c->shard) + s->expiry_interval;
+}
+
+void conn_close(struct conn *c, int reason, const char *why)
+{
+	struct shard *sh = c->shard;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	/* [MQTT-3.14.0-1]: DISCONNECT only after CONNACK, and only in 5. */
+	if (reason >= 0 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
+		struct mqtt_packet pkt = { .type = MQTT_DISCONNECT };
+
+		pkt.u.disconnect.reason = (uint8_t)reason;
+		conn_send(c, &pkt);
+	}
+	if (c->state == CONN_ACTIVE) {
+		sh->broker->stats.clients_connected--;
+		conn_log(LOGL_NOTICE, c, "disconnected: %s", why);
+	} else {
+		conn_log(LOGL_INFO, c, "closed before CONNECT: %s", why);
+	}
+	c->state = CONN_CLOSING;
+	ev_io_stop(sh->loop, &c->rio);
+	ev_io_stop(sh->loop, &c->wio);
+	conn_flush(c);
+	shutdown(c->fd, SHUT_RDWR);
+	conn_detach_session(c);
+	conn_publish_will(c);
+	shard_forget(sh, c);
+}
+
+void conn_free(struct conn *c)
+{
+	if (c->listener)
+		c->listener->conn_count--;
+	if (c->topic_aliases) {
+		for (size_t i = 0; i <= c->topic_alias_max_in; i++)
+			free(c->topic_aliases[i]);
+		free(c->topic_aliases);
+	}
+	if (c->will)
+		msg_unref(c->will);
+	close(c->fd);
+	free(c->client_id);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+void conn_timed_out(struct conn *c)
+{
+	if (c->state == CONN_NEW)
+		conn_close(c, -1, "no CONNECT within connect_timeout");
+	else
+		conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+}
+
+/* A decode or handler failure: answer as the protocol version allows. */
+static void conn_protocol_error(struct conn *c, int err, const char *what)
+{
+	uint8_t reason = err < 0 ? mqtt_err_reason(err) : (uint8_t)err;
+	char why[128];
+
+	c->shard->broker->stats.malformed += reason == MQTT_RC_MALFORMED_PACKET;
+	snprintf(why, sizeof(why), "%s (%s)",
+		 err < 0 ? mqtt_err_str(err) : what, mqtt_rc_str(reason));
+	conn_close(c, reason, why);
+}
+
+/* CONNECT that could not be decoded: a CONNACK the client can read. */
+static void conn_refuse_connect(struct conn *c, int err,
+				const struct mqtt_connect *partial)
+{
+	struct mqtt_packet pkt = { .type = MQTT_CONNACK };
+	uint8_t level = partial->protocol_level;
+
+	if (err == MQTT_E_PROTOCOL_NAME) {
+		/* [MQTT-3.1.2-1]: not MQTT at all; just close. */
+		conn_close(c, -1, "not an MQTT CONNECT");
+		return;
+	}
+	if (level == MQTT_V5) {
+		c->version = MQTT_V5;
+		pkt.u.connack.reason = mqtt_err_reason(err);
+	} else {
+		c->version = MQTT_V311;
+		if (err != MQTT_E_PROTOCOL_VERSION) {
+			/* 3.1.1 has no code for a malformed CONNECT. */
+			conn_close(c, -1, mqtt_err_str(err));
+			return;
+		}
+		pkt.u.connack.reason = MQTT_V3_CONNACK_REFUSED_PROTOCOL_VERSION;
+	}
+	conn_send(c, &pkt);
+	conn_close(c, -1, mqtt_err_str(err));
+}
+
+static int conn_dispatch(struct conn *c, struct mqtt_packet *pkt)
+{
+	switch (pkt->type) {
+	case MQTT_CONNECT:
+		return MQTT_RC_PROTOCOL_ERROR; /* a second one [MQTT-3.1.0-2] */
+	case MQTT_PUBLISH:
+		return handle_publish(c, &pkt->u.publish);
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		return handle_ack(c, pkt->type, &pkt->u.ack);
+	case MQTT_SUBSCRIBE:
+		return handle_subscribe(c, &pkt->u.subscribe);
+	case MQTT_UNSUBSCRIBE:
+		return handle_unsubscribe(c, &pkt->u.subscribe);
+	case MQTT_PINGREQ:
+		return handle_pingreq(c);
+	case MQTT_DISCONNECT:
+		return handle_disconnect(c, &pkt->u.disconnect);
+	default:
+		/* Server-to-client packets, and AUTH without a method. */
+		return MQTT_RC_PROTOCOL_ERROR;
+	}
+}
+
+/* One complete packet. */
+static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
+{
+	struct mqtt_packet pkt;
+	int rc;
+
+	if (c->state == CONN_NEW) {
+		/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
+		if ((buf[0] >> 4) != MQTT_CONNECT) {
+			conn_close(c, -1, "first packet is not CONNECT");
+			return;
+		}
+		rc = mqtt_decode(buf, len, MQTT_V5, &pkt);
+		if (rc < 0) {
+			c->shard->broker->stats.malformed++;
+			conn_refuse_connect(c, rc, &pkt.u.connect);
+			return;
+		}
+		rc = handle_connect(c, &pkt.u.connect);
+		if (rc > 0)
+			conn_close(c, -1, mqtt_rc_str((uint8_t)rc));
+		return;
+	}
+	rc = mqtt_decode(buf, len, c->version, &pkt);
+	if (rc < 0) {
+		conn_protocol_error(c, rc, NULL);
+		return;
+	}
+	rc = conn_dispatch(c, &pkt);
+	if (rc > 0)
+		conn_protocol_error(c, rc, mqtt_rc_str((uint8_t)rc));
+}
+
+/* Frame and handle every complete packet in the input buffer. */
+static void conn_process(struct conn *c)
+{
+	const struct broker_limits *lim = &c->shard->broker->limits;
+	size_t off = 0, plen;
+
+	while (c->state != CONN_CLOSING && !c->broken) {
+		uint32_t max = c->state == CONN_NEW ? PRE_CONNECT_MAX :
+			       lim->max_packet_size;
+		int rc = mqtt_frame_peek(c->in + off, c->in_len - off, max,
+					 &plen);
+
+		if (rc == MQTT_E_INCOMPLETE)
+			break;
+		if (rc < 0) {
+			if (c->state == CONN_NEW)
+				conn_close(c, -1, mqtt_err_str(rc));
+			else
+				conn_protocol_error(c, rc, NULL);
+			return;
+		}
+		conn_handle_packet(c, c->in + off, plen);
+		off += plen;
+	}
+	if (c->state == CONN_CLOSING)
+		return;
+	if (off) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	if (c->in_len == 0 && c->in_cap > BUF_KEEP) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+static bool in_reserve(struct conn *c, size_t need)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (c->in_cap - c->in_len >= need)
+		return true;
+	cap = c->in_cap ? c->in_cap : 4096;
+	while (cap - c->in_len < need)
+		cap *= 2;
+	p = realloc(c->in, cap);
+	if (!p)
+		return false;
+	c->in = p;
+	c->in_cap = cap;
+	return true;
+}
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, rio);
+	size_t room;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	/* Read into what is free, at least a little, at most a chunk. */
+	room = c->in_cap - c->in_len;
+	if (room < 1024 && !in_reserve(c, 4096)) {
+		conn_close(c, -1, "out of memory");
+		return;
+	}
+	room = c->in_cap - c->in_len;
+	if (room > READ_CHUNK)
+		room = READ_CHUNK;
+	n = recv(c->fd, c->in + c->in_len, room, 0);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c, -1, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		conn_close(c, -1, "connection closed by peer");
+		return;
+	}
+	c->in_len += (size_t)n;
+	c->last_activity = shard_now(c->shard);
+	c->shard->broker->stats.bytes_received += (uint64_t)n;
+	conn_process(c);
+}

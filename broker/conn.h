@@ -1,0 +1,108 @@
+/*
+ * A client's network connection on one shard: reading and framing bytes
+ * into packets, the output buffer flushed once per loop turn, keep alive,
+ * and the single place where a connection is closed (with a DISCONNECT
+ * reason in MQTT 5 when one is due).
+ */
+#ifndef CICADA_BROKER_CONN_H
+#define CICADA_BROKER_CONN_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/log.h"
+#include "protocol/mqtt.h"
+
+struct listener;
+struct msg;
+struct session;
+struct shard;
+
+enum conn_state {
+	CONN_NEW, /* accepted, waiting for CONNECT */
+	CONN_ACTIVE, /* CONNACK sent */
+	CONN_CLOSING, /* closed as soon as the output is flushed */
+};
+
+struct conn {
+	struct shard *shard;
+	struct listener *listener; /* accepted on; NULL for tests */
+	struct conn *prev, *next; /* the shard's list of connections */
+	int fd;
+	ev_io rio, wio;
+	uint8_t state; /* enum conn_state */
+	uint8_t version; /* protocol level, 0 before CONNECT */
+	bool flush_queued; /* on the shard's flush list */
+	bool will_suppressed; /* normal DISCONNECT: no will */
+	bool broken; /* output failed: closed by the next flush pass */
+	char peer[64]; /* "address:port" for logs */
+	char *client_id; /* copy for logs; the session has its own */
+
+	struct session *session;
+	struct msg *will; /* published on abnormal close */
+	uint32_t will_delay; /* MQTT 5 Will Delay Interval */
+
+	/* Input: bytes of at most one partial packet between reads. */
+	uint8_t *in;
+	size_t in_len, in_cap;
+	/* Output: encoded packets not yet written. */
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	struct conn *flush_next;
+
+	/* Keep alive and connect timeout, checked by the shard's wheel. */
+	double last_activity;
+	double timeout; /* seconds of silence allowed; 0: none */
+	struct conn *wheel_prev, *wheel_next;
+	int wheel_slot; /* -1: not in the wheel */
+
+	/* MQTT 5 limits the client asked for. */
+	uint32_t max_packet_out; /* 0: no limit */
+	uint16_t topic_alias_max_in; /* aliases we accept */
+	char **topic_aliases; /* [topic_alias_max_in + 1], lazily */
+	bool request_problem_info;
+	uint16_t qos2_quota; /* our Receive Maximum */
+};
+
+/* Accepted socket -> connection on the shard; NULL on failure (fd closed). */
+struct conn *conn_new(struct shard *sh, int fd, const char *peer);
+
+/*
+ * Encode a packet into the output buffer and schedule a flush.  Returns 0,
+ * or a negative error (encoding failure or out of memory: the connection
+ * is then closed).
+ */
+int conn_send(struct conn *c, const struct mqtt_packet *pkt);
+/* PUBLISH of a stored message; false when it was dropped (too large). */
+bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
+		       bool retain, bool dup, uint16_t packet_id,
+		       const uint32_t *sub_ids, uint8_t sub_id_count);
+/* Bytes queued for output and not yet written. */
+static inline size_t conn_pending(const struct conn *c)
+{
+	return c->out_len - c->out_off;
+}
+
+/*
+ * Close: in MQTT 5, after CONNACK, send DISCONNECT with reason first
+ * (reason < 0: none).  Publishes the will unless suppressed, detaches the
+ * session (destroying it if it does not outlive the connection), and
+ * frees the connection once its output is flushed.
+ */
+void conn_close(struct conn *c, int reason, const char *why);
+
+/* Write the output buffer now; used by the shard's flush pass. */
+void conn_flush(struct conn *c);
+/* Release a closed connection (the shard calls it after the loop turn). */
+void conn_free(struct conn *c);
+/* The wheel found c silent past its timeout. */
+void conn_timed_out(struct conn *c);
+
+#define conn_log(level, c, fmt, ...)                                      \
+	log_at((level), "%s %s: " fmt,                                    \
+	       (c)->client_id ? (c)->client_id : "-", (c)->peer,          \
+	       ##__VA_ARGS__)
+
+#endif

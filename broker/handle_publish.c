@@ -1,0 +1,192 @@
+/*
+ * PUBLISH from a client, and the four acknowledgements of the QoS 1 and 2
+ * flows in both directions [MQTT-4.3].  A message is built once here and
+ * shared by every subscriber; a QoS 2 message is routed once, on its first
+ * PUBLISH, and its packet id remembered until PUBREL [MQTT-4.3.3-2].
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/handle.h"
+#include "broker/msg.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+
+/* Properties forwarded with the message; the rest are per hop. */
+static bool is_forwarded(uint8_t id)
+{
+	switch (id) {
+	case MQTT_PROP_TOPIC_ALIAS:
+	case MQTT_PROP_SUBSCRIPTION_IDENTIFIER:
+	case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL: /* recomputed on send */
+	case MQTT_PROP_WILL_DELAY_INTERVAL:
+		return false;
+	default:
+		return true;
+	}
+}
+
+struct msg *msg_from_publish(struct shard *sh, const struct mqtt_bytes *topic,
+			     const struct mqtt_bytes *payload,
+			     const struct mqtt_props *props, uint8_t qos,
+			     bool retain, const void *origin)
+{
+	uint8_t *kept = NULL;
+	size_t kept_len = 0, off = 0, prev = 0;
+	struct mqtt_prop v;
+	struct msg *msg;
+
+	if (props->raw.len) {
+		kept = malloc(props->raw.len);
+		if (!kept)
+			return NULL;
+		while (mqtt_prop_next(&props->raw, &off, &v)) {
+			if (is_forwarded(v.id)) {
+				memcpy(kept + kept_len, props->raw.data + prev,
+				       off - prev);
+				kept_len += off - prev;
+			}
+			prev = off;
+		}
+	}
+	msg = msg_new((const char *)topic->data, topic->len, payload->data,
+		      payload->len, kept, kept_len, qos, retain);
+	free(kept);
+	if (!msg)
+		return NULL;
+	msg->origin = origin;
+	if (mqtt_props_has(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL))
+		msg->expiry_at = shard_now_ms(sh) +
+				 (uint64_t)props->message_expiry_interval * 1000u;
+	return msg;
+}
+
+static int send_ack(struct conn *c, uint8_t type, uint16_t packet_id,
+		    uint8_t reason)
+{
+	struct mqtt_packet pkt = { .type = type };
+
+	pkt.u.ack.packet_id = packet_id;
+	pkt.u.ack.reason = c->version == MQTT_V5 ? reason : 0;
+	conn_send(c, &pkt);
+	return 0;
+}
+
+/*
+ * Topic Alias [MQTT-3.3.2.3.4]: a name with an alias sets it, an empty
+ * name with an alias uses it.  Returns 0 or a reason code.
+ */
+static int resolve_alias(struct conn *c, struct mqtt_publish *p)
+{
+	uint16_t alias = p->props.topic_alias;
+	char *copy;
+
+	if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
+		return 0;
+	if (alias > c->topic_alias_max_in)
+		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9] */
+	if (!c->topic_aliases) {
+		c->topic_aliases = calloc((size_t)c->topic_alias_max_in + 1,
+					  sizeof(char *));
+		if (!c->topic_aliases)
+			return MQTT_RC_UNSPECIFIED_ERROR;
+	}
+	if (p->topic.len == 0) {
+		const char *t = c->topic_aliases[alias];
+
+		if (!t)
+			return MQTT_RC_PROTOCOL_ERROR; /* unknown alias */
+		p->topic.data = (const uint8_t *)t;
+		p->topic.len = strlen(t);
+		return 0;
+	}
+	copy = strndup((const char *)p->topic.data, p->topic.len);
+	if (!copy)
+		return MQTT_RC_UNSPECIFIED_ERROR;
+	free(c->topic_aliases[alias]);
+	c->topic_aliases[alias] = copy;
+	return 0;
+}
+
+int handle_publish(struct conn *c, struct mqtt_publish *p)
+{
+	struct shard *sh = c->shard;
+	struct broker *b = sh->broker;
+	struct session *s = c->session;
+	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
+	struct msg *msg;
+	int rc;
+
+	/* [MQTT-3.3.4-6]: identifiers are the server's to send. */
+	if (mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
+		return MQTT_RC_PROTOCOL_ERROR;
+	rc = resolve_alias(c, p);
+	if (rc)
+		return rc;
+	b->stats.msgs_received++;
+	if (p->retain && !b->limits.retain_available)
+		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.3.1-8] */
+	if (p->qos == 2 && session_qos2_has(s, p->packet_id))
+		return send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* resent */
+	if (p->qos == 2 && s->qos2_in_count >= c->qos2_quota)
+		return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED; /* [MQTT-3.3.4-7] */
+	if (mqtt_props_has(&p->props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) &&
+	    p->props.payload_format_indicator == 1 &&
+	    !mqtt_utf8_is_well_formed(p->payload.data, p->payload.len)) {
+		/* The spec lets us refuse it [MQTT-3.3.2-4 ff.]. */
+		if (p->qos == 0)
+			return MQTT_RC_PAYLOAD_FORMAT_INVALID;
+		return send_ack(c, ack, p->packet_id,
+				MQTT_RC_PAYLOAD_FORMAT_INVALID);
+	}
+	msg = msg_from_publish(sh, &p->topic, &p->payload, &p->props, p->qos,
+			       p->retain, s);
+	if (!msg) {
+		b->stats.publish_dropped++;
+		if (p->qos == 0)
+			return 0;
+		return send_ack(c, ack, p->packet_id,
+				MQTT_RC_UNSPECIFIED_ERROR);
+	}
+	if (p->qos == 2 && session_qos2_add(s, p->packet_id) < 0) {
+		msg_unref(msg);
+		return send_ack(c, ack, p->packet_id,
+				MQTT_RC_UNSPECIFIED_ERROR);
+	}
+	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+	msg_unref(msg);
+	if (p->qos)
+		send_ack(c, ack, p->packet_id, (uint8_t)rc);
+	return 0;
+}
+
+int handle_ack(struct conn *c, int type, const struct mqtt_ack *p)
+{
+	struct session *s = c->session;
+
+	switch (type) {
+	case MQTT_PUBACK:
+	case MQTT_PUBCOMP:
+		/* An unknown id is a late duplicate: nothing to do. */
+		session_ack(s, p->packet_id, type);
+		return 0;
+	case MQTT_PUBREC:
+		if (p->reason >= 0x80) {
+			/* Refused: the flow ends here [MQTT-4.3.3-4 ff.]. */
+			session_ack(s, p->packet_id, MQTT_PUBCOMP);
+			return 0;
+		}
+		if (!session_ack(s, p->packet_id, MQTT_PUBREC))
+			send_ack(c, MQTT_PUBREL, p->packet_id,
+				 MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+		return 0;
+	default: /* PUBREL */
+		if (!session_qos2_remove(s, p->packet_id))
+			return send_ack(c, MQTT_PUBCOMP, p->packet_id,
+					MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+		return send_ack(c, MQTT_PUBCOMP, p->packet_id, 0);
+	}
+}

@@ -1,0 +1,215 @@
+/*
+ * Listeners and accept.  A listener without an address opens "::" with
+ * IPV6_V6ONLY and "0.0.0.0" separately, so the two families behave the
+ * same whatever net.ipv6.bindv6only says.  SO_REUSEPORT is set now so each
+ * shard can later open its own socket on the same port.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/listener.h"
+#include "broker/log.h"
+#include "broker/shard.h"
+#include "conf/config.h"
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#define ACCEPT_BATCH 64
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		port = ntohs(s6->sin6_port);
+		snprintf(buf, len, "[%s]:%u", host, port);
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+	}
+	snprintf(buf, len, "%s:%u", host, port);
+}
+
+static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct listener *l = container_of(w, struct listener, pause);
+
+	(void)revents;
+	ev_io_start(loop, &l->io);
+}
+
+static bool over_limit(struct listener *l)
+{
+	struct shard *sh = l->shard;
+	long global = sh->broker->limits.max_connections;
+
+	if (global >= 0 && (long)sh->conn_count >= global)
+		return true;
+	return l->max_connections >= 0 &&
+	       (long)l->conn_count >= l->max_connections;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = container_of(w, struct listener, io);
+	struct sockaddr_storage ss;
+	char peer[64];
+	int one = 1;
+
+	(void)revents;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				if (!l->warned_fds)
+					log_at(LOGL_ERROR,
+					       "%s: cannot accept: %s; pausing accepts for 1 s",
+					       l->name, strerror(errno));
+				l->warned_fds = true;
+				ev_io_stop(loop, &l->io);
+				ev_timer_set(&l->pause, 1.0, 0.0);
+				ev_timer_start(loop, &l->pause);
+			}
+			return; /* EAGAIN: drained */
+		}
+		l->warned_fds = false;
+		format_addr((struct sockaddr *)&ss, peer, sizeof(peer));
+		if (over_limit(l)) {
+			log_at(LOGL_NOTICE, "%s: refused %s: max_connections reached",
+			       l->name, peer);
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c = conn_new(l->shard, fd, peer);
+		if (!c)
+			continue;
+		c->listener = l;
+		l->conn_count++;
+		l->shard->broker->stats.clients_total++;
+		log_at(LOGL_DEBUG, "%s: new connection from %s", l->name, peer);
+	}
+}
+
+static int open_one(struct shard *sh, const struct config_listener *cl,
+		    const struct addrinfo *ai, struct listener **list)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	int one = 1;
+
+	if (!l)
+		return -1;
+	format_addr(ai->ai_addr, l->name, sizeof(l->name));
+	l->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		       SOCK_CLOEXEC, ai->ai_protocol);
+	if (l->fd < 0)
+		goto err;
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(l->fd, 1024) < 0)
+		goto err;
+	l->shard = sh;
+	l->allow_anonymous = cl->allow_anonymous == 1;
+	l->max_connections = cl->max_connections;
+	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+	ev_timer_init(&l->pause, resume_cb, 1.0, 0.0);
+	ev_io_start(sh->loop, &l->io);
+	l->next = *list;
+	*list = l;
+	log_at(LOGL_NOTICE, "listening on %s (MQTT)", l->name);
+	return 0;
+err:
+	log_at(LOGL_ERROR, "cannot listen on %s: %s", l->name, strerror(errno));
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l);
+	return -1;
+}
+
+int listener_open_all(struct shard *sh, const struct config *cfg,
+		      struct listener **out)
+{
+	struct listener *list = NULL;
+
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		const struct config_listener *cl = &cfg->listeners[i];
+		struct addrinfo hints = {
+			.ai_socktype = SOCK_STREAM,
+			.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+			.ai_family = cl->socket_domain == 4 ? AF_INET :
+				     cl->socket_domain == 6 ? AF_INET6 :
+							      AF_UNSPEC,
+		};
+		struct addrinfo *res, *ai;
+		char port[8];
+		int rc, opened = 0;
+
+		snprintf(port, sizeof(port), "%u", cl->port);
+		rc = getaddrinfo(cl->bind_address, port, &hints, &res);
+		if (rc) {
+			log_at(LOGL_ERROR, "listener %s port %u: %s",
+			       cl->bind_address ? cl->bind_address : "*",
+			       cl->port, gai_strerror(rc));
+			goto err;
+		}
+		for (ai = res; ai; ai = ai->ai_next) {
+			if (open_one(sh, cl, ai, &list) == 0) {
+				opened++;
+			} else if (cl->bind_address || ai->ai_family == AF_INET) {
+				freeaddrinfo(res);
+				goto err;
+			}
+			/* IPv6 missing on an any-address listener: go on. */
+		}
+		freeaddrinfo(res);
+		if (!opened)
+			goto err;
+	}
+	*out = list;
+	return 0;
+err:
+	listener_close_all(sh, list);
+	return -1;
+}
+
+void listener_close_all(struct shard *sh, struct listener *list)
+{
+	struct listener *next;
+
+	for (; list; list = next) {
+		next = list->next;
+		ev_io_stop(sh->loop, &list->io);
+		ev_timer_stop(sh->loop, &list->pause);
+		close(list->fd);
+		free(list);
+	}
+}

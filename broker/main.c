@@ -1,0 +1,317 @@
+/*
+ * cicada(8): the broker's entry point.  Parses the command line, loads the
+ * configuration (file on top of the embedded defaults), opens the
+ * listeners and runs the shard's loop until SIGINT or SIGTERM; SIGHUP
+ * reloads the values that can change while running.
+ *
+ * Exit status: 0 on success (--help, --version), 1 when the broker cannot
+ * run, 2 on bad usage.
+ */
+#include "config.h"
+
+#include <ev.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+#include <signal.h>
+
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/listener.h"
+#include "broker/log.h"
+#include "broker/retain.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "conf/config.h"
+#include "protocol/mqtt.h"
+
+enum {
+	EXIT_USAGE = 2,
+};
+
+/* Long-only options get values outside the char range. */
+enum {
+	OPT_TEST_CONFIG = 256,
+	OPT_VERSION,
+};
+
+struct options {
+	const char *config_file;	/* -c FILE, NULL: embedded defaults */
+	bool test_config;		/* check the configuration and exit */
+	int verbose;			/* each -v raises the log level */
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "test-config", no_argument, NULL, OPT_TEST_CONFIG },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: cicada [OPTION]...\n"
+		"MQTT 3.1.1 and 5.0 broker.\n"
+		"\n"
+		"  -c, --config FILE  read the configuration from FILE\n"
+		"                     (mosquitto.conf format; default: built-in defaults)\n"
+		"      --test-config  check the configuration, then exit\n"
+		"  -v, --verbose      log more; repeat for more detail\n"
+		"      --version      print the version and supported protocols, then exit\n"
+		"  -h, --help         print this help, then exit\n"
+		"\n"
+		"Exit status: 0 success, 1 the broker cannot run, 2 bad usage.\n"
+		"See cicada(8).\n");
+}
+
+static void version(void)
+{
+	printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+	printf("MQTT protocols: 3.1.1 (level %d), 5.0 (level %d)\n",
+	       MQTT_V311, MQTT_V5);
+	printf("libev %d.%d\n", ev_version_major(), ev_version_minor());
+}
+
+/*
+ * getopt_long() found an option it does not accept.  For a long option the
+ * argument is the one it just passed; for a short one (maybe inside a group
+ * such as -vx) only optopt names it.
+ */
+static void bad_option(const char *arg, int opt)
+{
+	const char *eq;
+
+	if (strncmp(arg, "--", 2) != 0) {
+		fprintf(stderr, "cicada: unknown option '-%c'\n", opt);
+		return;
+	}
+	eq = strchr(arg, '=');
+	if (eq && opt)
+		fprintf(stderr, "cicada: option '%.*s' takes no argument\n",
+			(int)(eq - arg), arg);
+	else
+		fprintf(stderr, "cicada: unknown option '%s'\n", arg);
+}
+
+/* Returns -1 to go on and run, otherwise the exit status. */
+static int parse_args(int argc, char **argv, struct options *opt)
+{
+	int c;
+
+	opterr = 0; /* we print our own messages */
+	while ((c = getopt_long(argc, argv, ":c:vh", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			opt->config_file = optarg;
+			break;
+		case OPT_TEST_CONFIG:
+			opt->test_config = true;
+			break;
+		case 'v':
+			opt->verbose++;
+			break;
+		case OPT_VERSION:
+			version();
+			return EXIT_SUCCESS;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case ':':
+			fprintf(stderr, "cicada: option '%s' needs an argument\n",
+				argv[optind - 1]);
+			goto bad_usage;
+		case '?':
+		default:
+			bad_option(argv[optind - 1], optopt);
+			goto bad_usage;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cicada: unexpected argument '%s'\n", argv[optind]);
+		goto bad_usage;
+	}
+	return -1;
+
+bad_usage:
+	fprintf(stderr, "Try 'cicada --help' for more information.\n");
+	return EXIT_USAGE;
+}
+
+/* Values of the configuration the running broker consults. */
+static void apply_limits(struct broker_limits *lim, const struct config *cfg)
+{
+	lim->retain_available = cfg->retain_available;
+	lim->queue_qos0_messages = cfg->queue_qos0_messages;
+	lim->max_connections = cfg->max_connections;
+	lim->max_packet_size = cfg->max_packet_size;
+	lim->max_inflight_messages = cfg->max_inflight_messages;
+	lim->max_queued_messages = cfg->max_queued_messages;
+	lim->max_queued_bytes = cfg->max_queued_bytes;
+	lim->max_keepalive = cfg->max_keepalive;
+	lim->connect_timeout = cfg->connect_timeout;
+	lim->sys_interval = cfg->sys_interval;
+	lim->topic_alias_maximum = 10;
+	lim->max_client_id_length = cfg->max_client_id_length;
+}
+
+static int apply_logging(const struct config *cfg, int verbose)
+{
+	unsigned levels = cfg->log_type;
+	int rc;
+
+	if (verbose)
+		levels |= LOGL_INFO | (verbose > 1 ? LOGL_DEBUG : 0);
+	/* config_log_type and config_log_dest share log.h's bit values. */
+	rc = log_configure(cfg->log_dest, cfg->log_file, levels,
+			   cfg->log_timestamp);
+	if (rc < 0) {
+		log_at(LOGL_ERROR, "cannot open log file %s: %s", cfg->log_file,
+		       strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Load -c FILE (if any) over the defaults; errors name file and line. */
+static int load_config(const struct options *opt, struct config *cfg)
+{
+	char err[512];
+
+	config_init(cfg);
+	if (opt->config_file &&
+	    config_load(cfg, opt->config_file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cicada: %s\n", err);
+		config_free(cfg);
+		return -1;
+	}
+	if (config_finish(cfg) < 0) {
+		fprintf(stderr, "cicada: out of memory\n");
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+struct runtime {
+	struct broker broker;
+	struct shard shard;
+	struct listener *listeners;
+	const struct options *opt;
+	ev_signal sigint, sigterm, sighup;
+};
+
+#define container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct runtime *rt = w->signum == SIGINT ?
+		container_of(w, struct runtime, sigint) :
+		container_of(w, struct runtime, sigterm);
+	struct conn *c, *next;
+
+	(void)revents;
+	log_at(LOGL_NOTICE, "%s received, shutting down",
+	       w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+	listener_close_all(&rt->shard, rt->listeners);
+	rt->listeners = NULL;
+	for (c = rt->shard.conns; c; c = next) {
+		next = c->next;
+		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker shutting down");
+	}
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct runtime *rt = container_of(w, struct runtime, sighup);
+	struct config cfg;
+
+	(void)loop;
+	(void)revents;
+	log_at(LOGL_NOTICE, "SIGHUP received, reloading %s",
+	       rt->opt->config_file ? rt->opt->config_file : "(defaults)");
+	if (load_config(rt->opt, &cfg) < 0) {
+		log_at(LOGL_ERROR, "reload failed; keeping the running configuration");
+		return;
+	}
+	apply_limits(&rt->broker.limits, &cfg);
+	apply_logging(&cfg, 0);
+	log_at(LOGL_NOTICE, "configuration reloaded (listeners keep their sockets)");
+	config_free(&cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static struct runtime rt;
+	struct options opt = { 0 };
+	struct ev_loop *loop;
+	struct config cfg;
+	int rc;
+
+	rc = parse_args(argc, argv, &opt);
+	if (rc >= 0)
+		return rc;
+	if (load_config(&opt, &cfg) < 0)
+		return EXIT_FAILURE;
+	if (opt.test_config) {
+		printf("%s: configuration OK\n",
+		       opt.config_file ? opt.config_file : "embedded defaults");
+		config_free(&cfg);
+		return EXIT_SUCCESS;
+	}
+	if (apply_logging(&cfg, opt.verbose) < 0)
+		goto err_config;
+	signal(SIGPIPE, SIG_IGN);
+
+	rt.opt = &opt;
+	apply_limits(&rt.broker.limits, &cfg);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	rt.broker.retain = retain_new();
+	if (!rt.broker.retain || shard_init(&rt.shard, &rt.broker, loop) < 0) {
+		log_at(LOGL_ERROR, "out of memory at start-up");
+		goto err_config;
+	}
+	rt.broker.shard = &rt.shard;
+	rt.broker.start_time = ev_now(loop);
+	log_at(LOGL_NOTICE, "cicada %s starting (%s)", PACKAGE_VERSION,
+	       opt.config_file ? opt.config_file : "embedded defaults");
+	if (cfg.default_listener)
+		log_at(LOGL_WARNING,
+		       "no listener configured: serving port 1883 on every address "
+		       "to anonymous clients; configure listeners for production");
+	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
+		goto err_shard;
+
+	ev_signal_init(&rt.sigint, stop_cb, SIGINT);
+	ev_signal_init(&rt.sigterm, stop_cb, SIGTERM);
+	ev_signal_init(&rt.sighup, reload_cb, SIGHUP);
+	ev_signal_start(loop, &rt.sigint);
+	ev_signal_start(loop, &rt.sigterm);
+	ev_signal_start(loop, &rt.sighup);
+	config_free(&cfg);
+
+	ev_run(loop, 0);
+
+	/* One more turn flushes the DISCONNECTs and frees closed connections. */
+	ev_run(loop, EVRUN_NOWAIT);
+	session_destroy_all(&rt.broker);
+	retain_free(rt.broker.retain);
+	shard_fini(&rt.shard);
+	log_at(LOGL_NOTICE, "cicada stopped");
+	log_close();
+	return EXIT_SUCCESS;
+
+err_shard:
+	shard_fini(&rt.shard);
+err_config:
+	config_free(&cfg);
+	return EXIT_FAILURE;
+}

@@ -1,0 +1,88 @@
+/*
+ * Routing of a message to its subscribers.  Matching may find several
+ * subscriptions of one session (overlapping filters): they are folded into
+ * one delivery [MQTT-3.3.4-2] carrying every subscription identifier
+ * [MQTT-3.3.4-3]; a generation stamp marks the sessions already seen, so
+ * folding needs no allocation.  Shared groups are delivered separately.
+ */
+#include "broker/broker.h"
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/route.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "broker/subtree.h"
+
+struct route_ctx {
+	struct msg *msg;
+	uint64_t stamp;
+	struct session *hit; /* sessions with a folded delivery pending */
+	size_t reached;
+};
+
+static uint8_t min_qos(uint8_t a, uint8_t b)
+{
+	return a < b ? a : b;
+}
+
+static void route_match_cb(void *arg, void *subscriber,
+			   const struct sub_opts *opts,
+			   const char *shared_group)
+{
+	struct route_ctx *ctx = arg;
+	struct session *s = subscriber;
+	struct msg *msg = ctx->msg;
+
+	/* [MQTT-3.8.3-3]: not back to the publisher's own session. */
+	if (opts->no_local && msg->origin == s)
+		return;
+	if (shared_group) {
+		uint32_t id = opts->subscription_id;
+
+		session_deliver(s, msg, min_qos(msg->qos, opts->qos),
+				opts->retain_as_published && msg->retain,
+				&id, id ? 1 : 0);
+		ctx->reached++;
+		return;
+	}
+	if (s->match_stamp != ctx->stamp) {
+		s->match_stamp = ctx->stamp;
+		s->match_qos = opts->qos;
+		s->match_retain_as_published = opts->retain_as_published;
+		s->match_sub_id_count = 0;
+		s->match_next = ctx->hit;
+		ctx->hit = s;
+	} else {
+		if (opts->qos > s->match_qos)
+			s->match_qos = opts->qos;
+		s->match_retain_as_published |= opts->retain_as_published;
+	}
+	if (opts->subscription_id &&
+	    s->match_sub_id_count < sizeof(s->match_sub_ids) / sizeof(uint32_t))
+		s->match_sub_ids[s->match_sub_id_count++] =
+			opts->subscription_id;
+}
+
+size_t route_message(struct shard *sh, struct msg *msg)
+{
+	struct route_ctx ctx = { .msg = msg, .stamp = ++sh->match_stamp };
+	struct session *s, *next;
+
+	if (msg->retain)
+		retain_set(sh->broker->retain, msg);
+	subtree_match(sh->subs, msg->topic, msg->topic_len, route_match_cb,
+		      &ctx);
+	for (s = ctx.hit; s; s = next) {
+		next = s->match_next;
+		s->match_next = NULL;
+		/*
+		 * [MQTT-3.3.1-9]: the retain flag is cleared on delivery to an
+		 * established subscription unless Retain As Published.
+		 */
+		session_deliver(s, msg, min_qos(msg->qos, s->match_qos),
+				s->match_retain_as_published && msg->retain,
+				s->match_sub_ids, s->match_sub_id_count);
+		ctx.reached++;
+	}
+	return ctx.reached;
+}

@@ -1,0 +1,426 @@
+/*
+ * Sessions: the registry by client id, subscriptions held, and the
+ * delivery machinery: a queue of messages not yet sent, an in-flight list
+ * in send order (so a reconnect resends in order [MQTT-4.6.0-1]), packet
+ * identifiers, and the QoS 2 ids received and awaiting PUBREL.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/conn.h"
+#include "broker/msg.h"
+#include "broker/session.h"
+#include "broker/shard.h"
+#include "broker/subtree.h"
+
+/*
+ * QoS 0 messages to a connection with more than this waiting to be written
+ * are dropped (and counted) rather than buffered without bound.
+ */
+#define QOS0_OUT_SOFT_LIMIT (4u * 1024u * 1024u)
+
+static uint64_t id_hash(const char *id, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)id[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static struct session **bucket_of(struct broker *b, const char *id,
+				  size_t len)
+{
+	return &b->sessions[id_hash(id, len) & (b->session_buckets - 1)];
+}
+
+struct session *session_find(struct broker *b, const char *id, size_t len)
+{
+	struct session *s;
+
+	if (!b->sessions)
+		return NULL;
+	for (s = *bucket_of(b, id, len); s; s = s->hnext)
+		if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
+			return s;
+	return NULL;
+}
+
+/* Keep the load factor at most 1; buckets are a power of two. */
+static int registry_grow(struct broker *b)
+{
+	size_t n = b->session_buckets ? b->session_buckets * 2 : 1024;
+	struct session **nb = calloc(n, sizeof(*nb));
+	struct session **old = b->sessions;
+	size_t old_n = b->session_buckets;
+
+	if (!nb)
+		return -ENOMEM;
+	b->sessions = nb;
+	b->session_buckets = n;
+	for (size_t i = 0; i < old_n; i++) {
+		struct session *s = old[i], *next;
+
+		for (; s; s = next) {
+			struct session **head;
+
+			next = s->hnext;
+			head = bucket_of(b, s->client_id, s->client_id_len);
+			s->hnext = *head;
+			*head = s;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+struct session *session_new(struct broker *b, const char *id, size_t len)
+{
+	struct session *s;
+	struct session **head;
+
+	if (b->session_count >= b->session_buckets && registry_grow(b) < 0)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->client_id = malloc(len + 1);
+	if (!s->client_id) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->client_id, id, len);
+	s->client_id[len] = '\0';
+	s->client_id_len = len;
+	s->broker = b;
+	s->inflight_max = UINT16_MAX;
+	head = bucket_of(b, id, len);
+	s->hnext = *head;
+	*head = s;
+	b->session_count++;
+	return s;
+}
+
+static void delivery_free(struct delivery *d)
+{
+	msg_unref(d->msg);
+	free(d);
+}
+
+static void free_deliveries(struct delivery *d)
+{
+	struct delivery *next;
+
+	for (; d; d = next) {
+		next = d->next;
+		delivery_free(d);
+	}
+}
+
+void session_destroy(struct session *s)
+{
+	struct broker *b = s->broker;
+	struct session **pp = bucket_of(b, s->client_id, s->client_id_len);
+	struct session_sub *sub, *next;
+
+	while (*pp != s)
+		pp = &(*pp)->hnext;
+	*pp = s->hnext;
+	b->session_count--;
+	for (sub = s->subs; sub; sub = next) {
+		next = sub->next;
+		subtree_remove(b->shard->subs, sub->filter, sub->len, s);
+		free(sub);
+	}
+	free_deliveries(s->inflight);
+	free_deliveries(s->queue);
+	free(s->qos2_in);
+	free(s->client_id);
+	free(s);
+}
+
+void session_destroy_all(struct broker *b)
+{
+	for (size_t i = 0; i < b->session_buckets; i++)
+		while (b->sessions[i])
+			session_destroy(b->sessions[i]);
+	free(b->sessions);
+	b->sessions = NULL;
+	b->session_buckets = 0;
+}
+
+int session_add_sub(struct session *s, const char *filter, size_t len,
+		    uint8_t qos)
+{
+	struct session_sub *sub;
+
+	for (sub = s->subs; sub; sub = sub->next) {
+		if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
+			sub->qos = qos;
+			return 0;
+		}
+	}
+	sub = malloc(sizeof(*sub) + len + 1);
+	if (!sub)
+		return -ENOMEM;
+	sub->qos = qos;
+	sub->len = len;
+	memcpy(sub->filter, filter, len);
+	sub->filter[len] = '\0';
+	sub->next = s->subs;
+	s->subs = sub;
+	s->sub_count++;
+	return 0;
+}
+
+bool session_remove_sub(struct session *s, const char *filter, size_t len)
+{
+	struct session_sub **pp;
+
+	for (pp = &s->subs; *pp; pp = &(*pp)->next) {
+		struct session_sub *sub = *pp;
+
+		if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
+			*pp = sub->next;
+			free(sub);
+			s->sub_count--;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool is_online(const struct session *s)
+{
+	return s->conn && s->conn->state == CONN_ACTIVE;
+}
+
+static bool is_expired(const struct session *s, const struct msg *msg)
+{
+	return msg->expiry_at &&
+	       msg->expiry_at <= shard_now_ms(s->broker->shard);
+}
+
+static bool queue_is_full(const struct session *s, const struct msg *msg)
+{
+	const struct broker_limits *lim = &s->broker->limits;
+
+	if (lim->max_queued_messages &&
+	    s->queued_count >= lim->max_queued_messages)
+		return true;
+	return lim->max_queued_bytes &&
+	       s->queued_bytes + msg->payload_len > lim->max_queued_bytes;
+}
+
+void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
+		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count)
+{
+	struct broker *b = s->broker;
+	struct delivery *d;
+
+	if (is_expired(s, msg))
+		return;
+	if (qos == 0 && is_online(s) && !s->queue) {
+		if (conn_pending(s->conn) > QOS0_OUT_SOFT_LIMIT) {
+			b->stats.publish_dropped++;
+			return;
+		}
+		conn_send_publish(s->conn, msg, 0, retain, false, 0, sub_ids,
+				  sub_id_count);
+		return;
+	}
+	if (qos == 0 && !is_online(s) && !b->limits.queue_qos0_messages)
+		return;
+	if (queue_is_full(s, msg)) {
+		b->stats.publish_dropped++;
+		return;
+	}
+	d = malloc(sizeof(*d) + sub_id_count * sizeof(uint32_t));
+	if (!d) {
+		b->stats.publish_dropped++;
+		return;
+	}
+	d->next = NULL;
+	d->msg = msg_ref(msg);
+	d->packet_id = 0;
+	d->qos = qos;
+	d->state = DLV_QUEUED;
+	d->retain = retain;
+	d->sub_id_count = sub_id_count;
+	if (sub_id_count)
+		memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
+	if (s->queue_tail)
+		s->queue_tail->next = d;
+	else
+		s->queue = d;
+	s->queue_tail = d;
+	s->queued_count++;
+	s->queued_bytes += msg->payload_len;
+	session_pump(s);
+}
+
+static bool packet_id_in_use(const struct session *s, uint16_t id)
+{
+	for (const struct delivery *d = s->inflight; d; d = d->next)
+		if (d->packet_id == id)
+			return true;
+	return false;
+}
+
+/* The next free packet identifier; the window is far below 65535. */
+static uint16_t next_packet_id(struct session *s)
+{
+	do {
+		s->last_packet_id++;
+		if (s->last_packet_id == 0)
+			s->last_packet_id = 1;
+	} while (packet_id_in_use(s, s->last_packet_id));
+	return s->last_packet_id;
+}
+
+static struct delivery *queue_pop(struct session *s)
+{
+	struct delivery *d = s->queue;
+
+	s->queue = d->next;
+	if (!s->queue)
+		s->queue_tail = NULL;
+	d->next = NULL;
+	s->queued_count--;
+	s->queued_bytes -= d->msg->payload_len;
+	return d;
+}
+
+static void inflight_append(struct session *s, struct delivery *d)
+{
+	if (s->inflight_tail)
+		s->inflight_tail->next = d;
+	else
+		s->inflight = d;
+	s->inflight_tail = d;
+	s->inflight_count++;
+}
+
+void session_pump(struct session *s)
+{
+	while (s->queue && is_online(s) && s->inflight_count < s->inflight_max) {
+		struct delivery *d = queue_pop(s);
+		bool sent;
+
+		if (is_expired(s, d->msg)) {
+			delivery_free(d);
+			continue;
+		}
+		if (d->qos == 0) {
+			conn_send_publish(s->conn, d->msg, 0, d->retain, false,
+					  0, d->sub_ids, d->sub_id_count);
+			delivery_free(d);
+			continue;
+		}
+		d->packet_id = next_packet_id(s);
+		d->state = DLV_SENT;
+		sent = conn_send_publish(s->conn, d->msg, d->qos, d->retain,
+					 false, d->packet_id, d->sub_ids,
+					 d->sub_id_count);
+		if (!sent) {
+			/* Too large for this client: done, as if acknowledged. */
+			delivery_free(d);
+			continue;
+		}
+		inflight_append(s, d);
+	}
+}
+
+static void send_pubrel(struct session *s, uint16_t packet_id)
+{
+	struct mqtt_packet pkt = { .type = MQTT_PUBREL };
+
+	pkt.u.ack.packet_id = packet_id;
+	conn_send(s->conn, &pkt);
+}
+
+void session_resend_inflight(struct session *s)
+{
+	for (struct delivery *d = s->inflight; d; d = d->next) {
+		if (d->state == DLV_RELEASED)
+			send_pubrel(s, d->packet_id);
+		else
+			conn_send_publish(s->conn, d->msg, d->qos, d->retain,
+					  true, d->packet_id, d->sub_ids,
+					  d->sub_id_count);
+	}
+}
+
+bool session_ack(struct session *s, uint16_t packet_id, int packet_type)
+{
+	struct delivery *prev = NULL, *d;
+
+	for (d = s->inflight; d && d->packet_id != packet_id; d = d->next)
+		prev = d;
+	if (!d)
+		return false;
+	switch (packet_type) {
+	case MQTT_PUBACK:
+		if (d->qos != 1)
+			return false;
+		break;
+	case MQTT_PUBREC:
+		if (d->qos != 2)
+			return false;
+		d->state = DLV_RELEASED;
+		send_pubrel(s, packet_id);
+		return true;
+	default: /* PUBCOMP, or a PUBREC refusing the message */
+		if (d->qos != 2)
+			return false;
+		break;
+	}
+	if (prev)
+		prev->next = d->next;
+	else
+		s->inflight = d->next;
+	if (s->inflight_tail == d)
+		s->inflight_tail = prev;
+	s->inflight_count--;
+	delivery_free(d);
+	session_pump(s);
+	return true;
+}
+
+bool session_qos2_has(const struct session *s, uint16_t id)
+{
+	for (uint32_t i = 0; i < s->qos2_in_count; i++)
+		if (s->qos2_in[i] == id)
+			return true;
+	return false;
+}
+
+int session_qos2_add(struct session *s, uint16_t id)
+{
+	if (s->qos2_in_count == s->qos2_in_cap) {
+		uint32_t cap = s->qos2_in_cap ? s->qos2_in_cap * 2 : 8;
+		uint16_t *p = realloc(s->qos2_in, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->qos2_in = p;
+		s->qos2_in_cap = cap;
+	}
+	s->qos2_in[s->qos2_in_count++] = id;
+	return 0;
+}
+
+bool session_qos2_remove(struct session *s, uint16_t id)
+{
+	for (uint32_t i = 0; i < s->qos2_in_count; i++) {
+		if (s->qos2_in[i] == id) {
+			s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,116 @@
+/*
+ * Sessions [MQTT-4.1]: what outlives a network connection: subscriptions,
+ * messages in flight and queued, QoS 2 packet ids awaiting PUBREL, the
+ * will, and expiry.  Found by client id in the broker's registry.  A
+ * session is driven by its connection's shard; while offline it only
+ * queues.
+ */
+#ifndef CICADA_BROKER_SESSION_H
+#define CICADA_BROKER_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct conn;
+struct msg;
+
+enum delivery_state {
+	DLV_QUEUED = 0, /* not sent yet */
+	DLV_SENT, /* PUBLISH sent, waiting for PUBACK / PUBREC */
+	DLV_RELEASED, /* PUBREL sent, waiting for PUBCOMP */
+};
+
+/* One message on its way to one session. */
+struct delivery {
+	struct delivery *next;
+	struct msg *msg;
+	uint16_t packet_id;
+	uint8_t qos; /* effective: min(published, granted) */
+	uint8_t state; /* enum delivery_state */
+	bool retain; /* retain flag as sent */
+	uint8_t sub_id_count;
+	uint32_t sub_ids[]; /* MQTT 5 Subscription Identifiers */
+};
+
+/* A filter the session holds, kept to unsubscribe it at session end. */
+struct session_sub {
+	struct session_sub *next;
+	uint8_t qos;
+	size_t len;
+	char filter[];
+};
+
+struct session {
+	struct session *hnext; /* registry chain */
+	struct broker *broker;
+	struct conn *conn; /* NULL while offline */
+	char *client_id;
+	size_t client_id_len;
+	uint8_t version; /* protocol level of the last connection */
+	/* Seconds to keep the session after disconnect; UINT32_MAX: forever. */
+	uint32_t expiry_interval;
+	double expire_at; /* monotonic; valid while offline */
+	struct session_sub *subs;
+	size_t sub_count;
+
+	struct delivery *inflight, *inflight_tail;
+	uint32_t inflight_count;
+	uint16_t inflight_max; /* min(ours, client's Receive Maximum) */
+	struct delivery *queue, *queue_tail;
+	uint32_t queued_count;
+	uint64_t queued_bytes;
+	uint16_t last_packet_id;
+
+	/* QoS 2 packet ids received and PUBREC'd, awaiting PUBREL. */
+	uint16_t *qos2_in;
+	uint32_t qos2_in_count, qos2_in_cap;
+
+	/* Route scratch: deliveries collected for one publish. */
+	uint64_t match_stamp;
+	uint8_t match_qos;
+	bool match_retain_as_published;
+	uint8_t match_sub_id_count;
+	uint32_t match_sub_ids[8];
+	struct session *match_next;
+};
+
+/* Find by client id, or NULL. */
+struct session *session_find(struct broker *b, const char *id, size_t len);
+/* Create and register; NULL when out of memory. */
+struct session *session_new(struct broker *b, const char *id, size_t len);
+/* Unsubscribe everything, drop every message, unregister and free. */
+void session_destroy(struct session *s);
+
+/* At exit: destroy every session and the registry. */
+void session_destroy_all(struct broker *b);
+
+/* Remember a subscription (or update its QoS); 0 or -ENOMEM. */
+int session_add_sub(struct session *s, const char *filter, size_t len,
+		    uint8_t qos);
+/* Forget one; returns whether it was held. */
+bool session_remove_sub(struct session *s, const char *filter, size_t len);
+
+/*
+ * Queue msg for this session at qos with the retain flag and subscription
+ * identifiers given, then send what the in-flight window allows.  QoS 0
+ * goes straight out when online (dropped when the connection's buffer is
+ * over its limit), and is queued offline only with queue_qos0_messages.
+ */
+void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
+		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count);
+/* Send queued messages while the in-flight window has room. */
+void session_pump(struct session *s);
+/* Resend everything in flight (DUP set, PUBREL again) after a reconnect. */
+void session_resend_inflight(struct session *s);
+
+/* PUBACK / PUBCOMP: done; PUBREC: move on to PUBREL.  false: unknown id. */
+bool session_ack(struct session *s, uint16_t packet_id, int packet_type);
+
+/* The incoming QoS 2 id set. */
+bool session_qos2_has(const struct session *s, uint16_t id);
+int session_qos2_add(struct session *s, uint16_t id);
+bool session_qos2_remove(struct session *s, uint16_t id);
+
+#endif

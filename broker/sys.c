@@ -1,0 +1,96 @@
+/*
+ * $SYS publication.  Values are retained so a dashboard that subscribes
+ * between two intervals sees the latest at once, as with mosquitto.
+ * Load averages are exponentially decayed per-minute rates, updated each
+ * interval.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/route.h"
+#include "broker/shard.h"
+#include "broker/subtree.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+static void publish(struct shard *sh, const char *topic, const char *value)
+{
+	struct msg *m = msg_new(topic, strlen(topic), (const uint8_t *)value,
+				strlen(value), NULL, 0, 0, true);
+
+	if (!m)
+		return;
+	route_message(sh, m);
+	msg_unref(m);
+}
+
+static void publish_u64(struct shard *sh, const char *topic, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	publish(sh, topic, buf);
+}
+
+struct load {
+	uint64_t last;
+	double per_min;
+};
+
+/* One-minute exponentially decayed rate of a counter. */
+static double load_update(struct load *l, uint64_t now_count, double dt)
+{
+	double rate = dt > 0 ? (double)(now_count - l->last) * 60.0 / dt : 0;
+	double alpha = 1.0 - exp(-dt / 60.0);
+
+	l->per_min += alpha * (rate - l->per_min);
+	l->last = now_count;
+	return l->per_min;
+}
+
+void sys_tick(struct shard *sh, double now)
+{
+	/* Process-wide like the counters they follow (one shard today). */
+	static struct load recv_load, sent_load;
+	struct broker *b = sh->broker;
+	const struct broker_stats *st = &b->stats;
+	double dt = now - sh->last_sys;
+	char buf[64];
+
+	if (!b->limits.sys_interval ||
+	    (sh->last_sys > 0 && dt < b->limits.sys_interval))
+		return;
+	if (sh->last_sys <= 0)
+		dt = 0;
+	sh->last_sys = now;
+	publish(sh, "$SYS/broker/version", "cicada " PACKAGE_VERSION);
+	snprintf(buf, sizeof(buf), "%.0f seconds", now - b->start_time);
+	publish(sh, "$SYS/broker/uptime", buf);
+	publish_u64(sh, "$SYS/broker/clients/connected", st->clients_connected);
+	publish_u64(sh, "$SYS/broker/clients/active", st->clients_connected);
+	publish_u64(sh, "$SYS/broker/clients/total", b->session_count);
+	publish_u64(sh, "$SYS/broker/clients/maximum", st->clients_maximum);
+	publish_u64(sh, "$SYS/broker/messages/received", st->msgs_received);
+	publish_u64(sh, "$SYS/broker/messages/sent", st->msgs_sent);
+	publish_u64(sh, "$SYS/broker/publish/messages/dropped",
+		    st->publish_dropped);
+	publish_u64(sh, "$SYS/broker/bytes/received", st->bytes_received);
+	publish_u64(sh, "$SYS/broker/bytes/sent", st->bytes_sent);
+	publish_u64(sh, "$SYS/broker/subscriptions/count",
+		    subtree_count(sh->subs));
+	publish_u64(sh, "$SYS/broker/retained messages/count",
+		    retain_count(b->retain));
+	snprintf(buf, sizeof(buf), "%.2f",
+		 load_update(&recv_load, st->msgs_received, dt));
+	publish(sh, "$SYS/broker/load/messages/received/1min", buf);
+	snprintf(buf, sizeof(buf), "%.2f",
+		 load_update(&sent_load, st->msgs_sent, dt));
+	publish(sh, "$SYS/broker/load/messages/sent/1min", buf);
+}
