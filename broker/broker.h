@@ -28,6 +28,8 @@ struct broker_limits {
 	double connect_timeout; /* seconds */
 	unsigned sys_interval; /* seconds, 0: off */
 	uint16_t topic_alias_maximum; /* what we accept from clients */
+	uint16_t max_topic_length; /* bytes of a topic name or filter */
+	uint16_t max_topic_levels;
 	size_t max_client_id_length;
 };
 

@@ -23,6 +23,10 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p);
 int handle_pingreq(struct conn *c);
 int handle_disconnect(struct conn *c, const struct mqtt_disconnect *p);
 
+/* Whether a topic or filter is within max_topic_length / _levels. */
+bool handle_topic_within_limits(const struct conn *c, const char *topic,
+				size_t len);
+
 /*
  * Build the shared message for a PUBLISH or a will: copies topic and
  * payload, keeps the properties that travel with the message, and turns

@@ -14,6 +14,7 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "protocol/topic.h"
 
 /* Properties forwarded with the message; the rest are per hop. */
 static bool is_forwarded(uint8_t id)
@@ -62,6 +63,17 @@ struct msg *msg_from_publish(struct shard *sh, const struct mqtt_bytes *topic,
 		msg->expiry_at = shard_now_ms(sh) +
 				 (uint64_t)props->message_expiry_interval * 1000u;
 	return msg;
+}
+
+bool handle_topic_within_limits(const struct conn *c, const char *topic,
+				size_t len)
+{
+	const struct broker_limits *lim = &c->shard->broker->limits;
+
+	if (lim->max_topic_length && len > lim->max_topic_length)
+		return false;
+	return !lim->max_topic_levels ||
+	       topic_level_count(topic, len) <= lim->max_topic_levels;
 }
 
 static int send_ack(struct conn *c, uint8_t type, uint16_t packet_id,
@@ -126,6 +138,9 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	rc = resolve_alias(c, p);
 	if (rc)
 		return rc;
+	if (!handle_topic_within_limits(c, (const char *)p->topic.data,
+					p->topic.len))
+		return MQTT_RC_TOPIC_NAME_INVALID;
 	b->stats.msgs_received++;
 	if (p->retain && !b->limits.retain_available)
 		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.3.1-8] */

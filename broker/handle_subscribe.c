@@ -1,6 +1,6 @@
 /*
  * SUBSCRIBE and UNSUBSCRIBE: one reason code per filter, so a bad filter
- * is refused alone and the rest are served [MQTT-3.8.4-?]; retained
+ * is refused alone and the rest are served (3.1.1 [MQTT-3.8.4-5]); retained
  * messages are sent after the SUBACK as Retain Handling asks
  * [MQTT-3.3.1-9 ff.].
  */
@@ -30,7 +30,7 @@ static void send_retained_cb(void *arg, struct msg *msg)
 
 	/* [MQTT-3.3.1-8]: retain flag set on messages sent on subscribe. */
 	session_deliver(ctx->s, msg, qos, true, &ctx->sub_id,
-			ctx->sub_id ? 1 : 0);
+			ctx->sub_id ? 1 : 0, NULL);
 }
 
 /* Reason code for one entry, subscribing when it is acceptable. */
@@ -50,7 +50,8 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	int shared;
 
 	*send_retained = false;
-	if (!topic_filter_is_valid(f, e->filter.len))
+	if (!topic_filter_is_valid(f, e->filter.len) ||
+	    !handle_topic_within_limits(c, f, e->filter.len))
 		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID :
 					       MQTT_RC_UNSPECIFIED_ERROR;
 	shared = topic_share_parse(f, e->filter.len, NULL, NULL, NULL, NULL);
@@ -61,7 +62,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 		subtree_remove(sh->subs, f, e->filter.len, c->session);
 		return MQTT_RC_UNSPECIFIED_ERROR;
 	}
-	/* [MQTT-3.8.4-?]: shared subscriptions get no retained messages. */
+	/* 5.0 section 3.3.1.3: retained messages go to new non-shared ones only. */
 	*send_retained = shared != 1 &&
 			 (e->retain_handling == 0 ||
 			  (e->retain_handling == 1 && !replaced));
@@ -128,7 +129,12 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 	while (mqtt_unsub_next(&p->entries, &off, &f)) {
 		const char *s = (const char *)f.data;
 		bool held = session_remove_sub(c->session, s, f.len);
+		const char *group;
+		size_t group_len;
 
+		if (held && topic_share_parse(s, f.len, &group, &group_len,
+					      NULL, NULL) == 1)
+			session_forget_group(c->session, group, group_len);
 		if (held)
 			subtree_remove(c->shard->subs, s, f.len, c->session);
 		reasons[i++] = held ? MQTT_RC_SUCCESS :

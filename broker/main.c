@@ -159,6 +159,8 @@ static void apply_limits(struct broker_limits *lim, const struct config *cfg)
 	lim->sys_interval = cfg->sys_interval;
 	lim->topic_alias_maximum = 10;
 	lim->max_client_id_length = cfg->max_client_id_length;
+	lim->max_topic_length = cfg->max_topic_length;
+	lim->max_topic_levels = cfg->max_topic_levels;
 }
 
 static int apply_logging(const struct config *cfg, int verbose)

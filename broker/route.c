@@ -41,7 +41,7 @@ static void route_match_cb(void *arg, void *subscriber,
 
 		session_deliver(s, msg, min_qos(msg->qos, opts->qos),
 				opts->retain_as_published && msg->retain,
-				&id, id ? 1 : 0);
+				&id, id ? 1 : 0, shared_group);
 		ctx->reached++;
 		return;
 	}
@@ -81,7 +81,7 @@ size_t route_message(struct shard *sh, struct msg *msg)
 		 */
 		session_deliver(s, msg, min_qos(msg->qos, s->match_qos),
 				s->match_retain_as_published && msg->retain,
-				s->match_sub_ids, s->match_sub_id_count);
+				s->match_sub_ids, s->match_sub_id_count, NULL);
 		ctx.reached++;
 	}
 	return ctx.reached;

@@ -121,6 +121,40 @@ static void free_deliveries(struct delivery *d)
 	}
 }
 
+/*
+ * Messages this session got through a shared group and never completed go
+ * to another member of that group [MQTT 5.0 section 4.8.2].  Runs while the
+ * session is still a member, so every group it names still exists.
+ */
+static void hand_over_shared(struct session *s, struct delivery *d)
+{
+	for (; d; d = d->next) {
+		struct sub_opts opts;
+		void *other;
+		uint32_t id;
+
+		if (!d->shared_group || d->state == DLV_RELEASED ||
+		    !subtree_group_pick(d->shared_group, s, &other, &opts))
+			continue;
+		id = opts.subscription_id;
+		session_deliver(other, d->msg,
+				d->msg->qos < opts.qos ? d->msg->qos : opts.qos,
+				d->retain, &id, id ? 1 : 0, d->shared_group);
+	}
+}
+
+void session_forget_group(struct session *s, const char *name, size_t len)
+{
+	struct delivery *lists[2] = { s->inflight, s->queue };
+
+	for (int i = 0; i < 2; i++)
+		for (struct delivery *d = lists[i]; d; d = d->next)
+			if (d->shared_group &&
+			    strncmp(d->shared_group, name, len) == 0 &&
+			    d->shared_group[len] == '\0')
+				d->shared_group = NULL;
+}
+
 void session_destroy(struct session *s)
 {
 	struct broker *b = s->broker;
@@ -131,6 +165,8 @@ void session_destroy(struct session *s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
 	b->session_count--;
+	hand_over_shared(s, s->inflight);
+	hand_over_shared(s, s->queue);
 	for (sub = s->subs; sub; sub = next) {
 		next = sub->next;
 		subtree_remove(b->shard->subs, sub->filter, sub->len, s);
@@ -217,7 +253,8 @@ static bool queue_is_full(const struct session *s, const struct msg *msg)
 }
 
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
-		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count)
+		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
+		     const char *shared_group)
 {
 	struct broker *b = s->broker;
 	struct delivery *d;
@@ -250,6 +287,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 	d->qos = qos;
 	d->state = DLV_QUEUED;
 	d->retain = retain;
+	d->shared_group = qos ? shared_group : NULL;
 	d->sub_id_count = sub_id_count;
 	if (sub_id_count)
 		memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));

@@ -30,6 +30,11 @@ struct delivery {
 	uint8_t qos; /* effective: min(published, granted) */
 	uint8_t state; /* enum delivery_state */
 	bool retain; /* retain flag as sent */
+	/*
+	 * Shared group it was chosen through (see subtree_group_pick), so it
+	 * can go to another member if this session ends first; NULL if none.
+	 */
+	const char *shared_group;
 	uint8_t sub_id_count;
 	uint32_t sub_ids[]; /* MQTT 5 Subscription Identifiers */
 };
@@ -99,7 +104,10 @@ bool session_remove_sub(struct session *s, const char *filter, size_t len);
  * over its limit), and is queued offline only with queue_qos0_messages.
  */
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
-		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count);
+		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
+		     const char *shared_group);
+/* Before unsubscribing from a shared group: forget it in deliveries. */
+void session_forget_group(struct session *s, const char *name, size_t len);
 /* Send queued messages while the in-flight window has room. */
 void session_pump(struct session *s);
 /* Resend everything in flight (DUP set, PUBREL again) after a reconnect. */

@@ -831,6 +831,26 @@ up:
 	goto try_plus;
 }
 
+bool subtree_group_pick(const char *shared_group, const void *exclude,
+			void **subscriber, struct sub_opts *opts)
+{
+	struct group *g = (struct group *)(void *)(shared_group -
+						   offsetof(struct group, name));
+
+	for (size_t tries = 0; tries < g->count; tries++) {
+		struct sub *m = &g->member[g->cursor];
+
+		if (++g->cursor == g->count)
+			g->cursor = 0;
+		if (m->subscriber != exclude) {
+			*subscriber = m->subscriber;
+			*opts = m->opts;
+			return true;
+		}
+	}
+	return false;
+}
+
 size_t subtree_count(const struct subtree *t)
 {
 	return t->count;

@@ -72,6 +72,16 @@ int subtree_remove(struct subtree *t, const char *filter, size_t len,
 void subtree_match(struct subtree *t, const char *topic, size_t len,
 		   subtree_match_cb cb, void *arg);
 
+/*
+ * The next member, other than exclude, of the shared group that
+ * shared_group names (the pointer a match callback was given), in the
+ * group's rotation: where a message in flight to a member that is going
+ * away goes instead [MQTT 5.0 section 4.8.2].  The group must still exist,
+ * which it does while exclude is a member.  false: exclude is alone.
+ */
+bool subtree_group_pick(const char *shared_group, const void *exclude,
+			void **subscriber, struct sub_opts *opts);
+
 /* Number of subscriptions held (shared members count one each). */
 size_t subtree_count(const struct subtree *t);
 
