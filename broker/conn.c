@@ -246,6 +246,9 @@ static void conn_publish_will(struct conn *c)
 		msg_unref(will);
 		return;
 	}
+	if (c->will_expiry)
+		will->expiry_at = shard_now_ms(c->shard) +
+				  (uint64_t)c->will_expiry * 1000u;
 	route_message(c->shard, will);
 	msg_unref(will);
 }

@@ -43,6 +43,8 @@ struct conn {
 	struct session *session;
 	struct msg *will; /* published on abnormal close */
 	uint32_t will_delay; /* MQTT 5 Will Delay Interval */
+	/* Its Message Expiry Interval counts from publication; 0: none. */
+	uint32_t will_expiry;
 
 	/* Input: bytes of at most one partial packet between reads. */
 	uint8_t *in;

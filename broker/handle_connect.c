@@ -76,6 +76,8 @@ static int prepare_will(struct conn *c, const struct mqtt_connect *p)
 	if (!c->will)
 		return MQTT_RC_SERVER_UNAVAILABLE;
 	c->will_delay = p->will_props.will_delay_interval;
+	c->will_expiry = p->will_props.message_expiry_interval;
+	c->will->expiry_at = 0; /* set when it is published */
 	return 0;
 }
 

@@ -74,8 +74,8 @@ static void usage(FILE *out)
 static void version(void)
 {
 	printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-	printf("MQTT protocols: 3.1.1 (level %d), 5.0 (level %d)\n",
-	       MQTT_V311, MQTT_V5);
+	printf("MQTT protocols: 3.1 (level %d), 3.1.1 (level %d), 5.0 (level %d)\n",
+	       MQTT_V31, MQTT_V311, MQTT_V5);
 	printf("libev %d.%d\n", ev_version_major(), ev_version_minor());
 }
 
