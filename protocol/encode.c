@@ -9,7 +9,7 @@
 static const uint8_t name_mqtt[] = { 0, 4, 'M', 'Q', 'T', 'T' };
 static const uint8_t name_mqisdp[] = { 0, 6, 'M', 'Q', 'I', 's', 'd', 'p' };
 
-/* Property Length, then the block. */
+/* Property Length, then the block; a counting run sizes it only once. */
 static void write_props(struct wr *w, const struct mqtt_props *p)
 {
 	size_t n = mqtt_props_size(p);
@@ -19,7 +19,10 @@ static void write_props(struct wr *w, const struct mqtt_props *p)
 		return;
 	}
 	wr_varint(w, (uint32_t)n);
-	mqtt_props_write(w, p);
+	if (w->buf)
+		mqtt_props_write(w, p);
+	else
+		w->pos += n;
 }
 
 static bool props_are_empty(const struct mqtt_props *p)
@@ -135,15 +138,22 @@ static void write_suback(struct wr *w, const struct mqtt_suback *s,
 	wr_raw(w, s->reasons.data, s->reasons.len);
 }
 
-/* DISCONNECT and AUTH: nothing at all when reason 0 and no properties. */
+/*
+ * DISCONNECT and AUTH: nothing at all when reason 0 and no properties;
+ * DISCONNECT may also stop after its reason, AUTH may not (5.0 section
+ * 3.15.2.1).
+ */
 static void write_disconnect(struct wr *w, const struct mqtt_disconnect *d,
-			     uint8_t version)
+			     uint8_t version, bool is_auth)
 {
 	if (version < MQTT_V5)
 		return;
 	if (props_are_empty(&d->props)) {
-		if (d->reason != MQTT_RC_SUCCESS)
-			wr_u8(w, d->reason);
+		if (d->reason == MQTT_RC_SUCCESS)
+			return;
+		wr_u8(w, d->reason);
+		if (is_auth)
+			wr_u8(w, 0); /* Property Length 0 */
 		return;
 	}
 	wr_u8(w, d->reason);
@@ -189,12 +199,12 @@ static void write_body(struct wr *w, const struct mqtt_packet *pkt,
 	case MQTT_PINGRESP:
 		break;
 	case MQTT_DISCONNECT:
-		write_disconnect(w, &pkt->u.disconnect, version);
+		write_disconnect(w, &pkt->u.disconnect, version, false);
 		break;
 	case MQTT_AUTH:
 		if (version < MQTT_V5)
 			w->bad = true;
-		write_disconnect(w, &pkt->u.disconnect, version);
+		write_disconnect(w, &pkt->u.disconnect, version, true);
 		break;
 	default:
 		w->bad = true;

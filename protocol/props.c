@@ -332,10 +332,12 @@ static void write_repeated(struct wr *w, const struct mqtt_props *p,
 
 void mqtt_props_write(struct wr *w, const struct mqtt_props *p)
 {
-	for (uint8_t id = 1; id < PROP_COUNT; id++) {
+	/* Visit only the properties present: most blocks hold one or two. */
+	for (uint64_t bits = p->present; bits; bits &= bits - 1) {
+		uint8_t id = (uint8_t)__builtin_ctzll(bits);
 		const struct mqtt_bytes *s;
 
-		if (!mqtt_props_has(p, id) || is_repeated(id))
+		if (id >= PROP_COUNT || is_repeated(id))
 			continue;
 		wr_u8(w, id);
 		s = string_field(id, p);

@@ -15,6 +15,9 @@ int mqtt_varint_decode(const uint8_t *buf, size_t len, uint32_t *value,
 			return MQTT_E_INCOMPLETE;
 		v |= (uint32_t)(buf[i] & 0x7F) << (7 * i);
 		if (!(buf[i] & 0x80)) {
+			/* [MQTT-1.5.5-1]: the minimum number of bytes. */
+			if (i > 0 && buf[i] == 0)
+				return MQTT_E_VARINT;
 			*value = v;
 			*used = i + 1;
 			return 0;
