@@ -191,7 +191,7 @@ int handle_ack(struct conn *c, int type, const struct mqtt_ack *p)
 	case MQTT_PUBREC:
 		if (p->reason >= 0x80) {
 			/* Refused: the flow ends here [MQTT-4.3.3-4 ff.]. */
-			session_ack(s, p->packet_id, MQTT_PUBCOMP);
+			session_ack(s, p->packet_id, SESSION_PUBREC_REFUSED);
 			return 0;
 		}
 		if (!session_ack(s, p->packet_id, MQTT_PUBREC))

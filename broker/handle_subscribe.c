@@ -129,12 +129,11 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 	while (mqtt_unsub_next(&p->entries, &off, &f)) {
 		const char *s = (const char *)f.data;
 		bool held = session_remove_sub(c->session, s, f.len);
-		const char *group;
-		size_t group_len;
+		const char *group = held ?
+			subtree_group_of(c->shard->subs, s, f.len) : NULL;
 
-		if (held && topic_share_parse(s, f.len, &group, &group_len,
-					      NULL, NULL) == 1)
-			session_forget_group(c->session, group, group_len);
+		if (group)
+			session_forget_group(c->session, group);
 		if (held)
 			subtree_remove(c->shard->subs, s, f.len, c->session);
 		reasons[i++] = held ? MQTT_RC_SUCCESS :

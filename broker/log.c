@@ -35,6 +35,8 @@ int log_configure(unsigned dests, const char *file, unsigned levels,
 	log_fd = fd;
 	if ((dests & LOGD_SYSLOG) && !(log_dests & LOGD_SYSLOG))
 		openlog("cicada", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	else if (!(dests & LOGD_SYSLOG) && (log_dests & LOGD_SYSLOG))
+		closelog();
 	log_dests = dests;
 	log_mask = levels;
 	log_timestamps = timestamps;

@@ -282,7 +282,7 @@ int main(int argc, char **argv)
 		goto err_config;
 	}
 	rt.broker.shard = &rt.shard;
-	rt.broker.start_time = ev_now(loop);
+	rt.broker.start_time = shard_now(&rt.shard);
 	log_at(LOGL_NOTICE, "cicada %s starting (%s)", PACKAGE_VERSION,
 	       opt.config_file ? opt.config_file : "embedded defaults");
 	if (cfg.default_listener)

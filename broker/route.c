@@ -57,10 +57,21 @@ static void route_match_cb(void *arg, void *subscriber,
 			s->match_qos = opts->qos;
 		s->match_retain_as_published |= opts->retain_as_published;
 	}
-	if (opts->subscription_id &&
-	    s->match_sub_id_count < sizeof(s->match_sub_ids) / sizeof(uint32_t))
+	if (!opts->subscription_id)
+		return;
+	if (s->match_sub_id_count < sizeof(s->match_sub_ids) / sizeof(uint32_t)) {
 		s->match_sub_ids[s->match_sub_id_count++] =
 			opts->subscription_id;
+		return;
+	}
+	/*
+	 * More identifiers than one delivery carries: this subscription gets
+	 * a copy of its own, which [MQTT-3.3.4-5] allows.
+	 */
+	session_deliver(s, msg, min_qos(msg->qos, opts->qos),
+			opts->retain_as_published && msg->retain,
+			&opts->subscription_id, 1, NULL);
+	ctx->reached++;
 }
 
 size_t route_message(struct shard *sh, struct msg *msg)

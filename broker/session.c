@@ -143,15 +143,13 @@ static void hand_over_shared(struct session *s, struct delivery *d)
 	}
 }
 
-void session_forget_group(struct session *s, const char *name, size_t len)
+void session_forget_group(struct session *s, const char *shared_group)
 {
 	struct delivery *lists[2] = { s->inflight, s->queue };
 
 	for (int i = 0; i < 2; i++)
 		for (struct delivery *d = lists[i]; d; d = d->next)
-			if (d->shared_group &&
-			    strncmp(d->shared_group, name, len) == 0 &&
-			    d->shared_group[len] == '\0')
+			if (d->shared_group == shared_group)
 				d->shared_group = NULL;
 }
 
@@ -412,8 +410,12 @@ bool session_ack(struct session *s, uint16_t packet_id, int packet_type)
 		d->state = DLV_RELEASED;
 		send_pubrel(s, packet_id);
 		return true;
-	default: /* PUBCOMP, or a PUBREC refusing the message */
-		if (d->qos != 2)
+	case MQTT_PUBCOMP:
+		if (d->qos != 2 || d->state != DLV_RELEASED)
+			return false; /* [MQTT-4.3.3-3]: PUBREC comes first */
+		break;
+	default: /* a PUBREC refusing the message ends the exchange */
+		if (d->qos != 2 || d->state != DLV_SENT)
 			return false;
 		break;
 	}

@@ -106,14 +106,22 @@ bool session_remove_sub(struct session *s, const char *filter, size_t len);
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group);
-/* Before unsubscribing from a shared group: forget it in deliveries. */
-void session_forget_group(struct session *s, const char *name, size_t len);
+/*
+ * Before unsubscribing from a shared group: forget it in deliveries.
+ * shared_group is the group's identity as subtree_group_of() gives it.
+ */
+void session_forget_group(struct session *s, const char *shared_group);
 /* Send queued messages while the in-flight window has room. */
 void session_pump(struct session *s);
 /* Resend everything in flight (DUP set, PUBREL again) after a reconnect. */
 void session_resend_inflight(struct session *s);
 
-/* PUBACK / PUBCOMP: done; PUBREC: move on to PUBREL.  false: unknown id. */
+/*
+ * PUBACK / PUBCOMP: done; PUBREC: move on to PUBREL; SESSION_PUBREC_REFUSED
+ * (a PUBREC with a reason >= 0x80): done.  false: no such id in the state
+ * that packet answers.
+ */
+#define SESSION_PUBREC_REFUSED (-1)
 bool session_ack(struct session *s, uint16_t packet_id, int packet_type);
 
 /* The incoming QoS 2 id set. */

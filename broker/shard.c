@@ -8,6 +8,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "broker/broker.h"
 #include "broker/conn.h"
@@ -18,6 +19,22 @@
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+double shard_now(struct shard *sh)
+{
+	struct timespec ts;
+
+	(void)sh;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Slot of a second; seconds before the first tick may be negative. */
+static int wheel_slot_of(long second)
+{
+	return (int)(((second % SHARD_WHEEL_SLOTS) + SHARD_WHEEL_SLOTS) %
+		     SHARD_WHEEL_SLOTS);
+}
 
 void shard_want_flush(struct shard *sh, struct conn *c)
 {
@@ -45,13 +62,18 @@ static void wheel_remove(struct shard *sh, struct conn *c)
 void shard_watch_timeout(struct shard *sh, struct conn *c)
 {
 	double deadline;
+	long second;
 	int slot;
 
 	wheel_remove(sh, c);
 	if (c->timeout <= 0)
 		return;
 	deadline = c->last_activity + c->timeout;
-	slot = (int)((unsigned long)ceil(deadline) % SHARD_WHEEL_SLOTS);
+	/* A deadline already behind the wheel is due at the next tick. */
+	second = (long)ceil(deadline);
+	if (second <= sh->wheel_pos)
+		second = sh->wheel_pos + 1;
+	slot = wheel_slot_of(second);
 	c->wheel_slot = slot;
 	c->wheel_prev = NULL;
 	c->wheel_next = sh->wheel[slot];
@@ -106,13 +128,14 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 /* Process every wheel slot whose second has passed. */
 static void wheel_advance(struct shard *sh, double now)
 {
-	unsigned long target = (unsigned long)floor(now);
+	long target = (long)floor(now);
 	unsigned steps = 0;
 
-	if (sh->wheel_pos == 0 || target - sh->wheel_pos > SHARD_WHEEL_SLOTS)
+	/* Late by more than a turn: every slot is due once. */
+	if (target - sh->wheel_pos > SHARD_WHEEL_SLOTS)
 		sh->wheel_pos = target - SHARD_WHEEL_SLOTS;
 	while (sh->wheel_pos < target && steps++ < SHARD_WHEEL_SLOTS) {
-		int slot = (int)(++sh->wheel_pos % SHARD_WHEEL_SLOTS);
+		int slot = wheel_slot_of(++sh->wheel_pos);
 		struct conn *c = sh->wheel[slot], *next;
 
 		/* Detach the slot: re-armed connections may land in it again. */
@@ -148,8 +171,9 @@ static void expire_sessions(struct shard *sh, double now)
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct shard *sh = container_of(w, struct shard, tick);
-	double now = ev_now(loop);
+	double now = shard_now(sh);
 
+	(void)loop;
 	(void)revents;
 	wheel_advance(sh, now);
 	expire_sessions(sh, now);
@@ -160,6 +184,7 @@ int shard_init(struct shard *sh, struct broker *b, struct ev_loop *loop)
 {
 	sh->broker = b;
 	sh->loop = loop;
+	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
 	if (!sh->subs)
 		return -1;

@@ -30,7 +30,7 @@ struct shard {
 	ev_timer tick; /* once a second: timeouts, session expiry, $SYS */
 	/* Timeout wheel: slot = deadline second mod SHARD_WHEEL_SLOTS. */
 	struct conn *wheel[SHARD_WHEEL_SLOTS];
-	unsigned long wheel_pos; /* last second processed */
+	long wheel_pos; /* last second processed */
 	uint64_t match_stamp; /* route() generation */
 	double last_sys;
 	bool stopping;
@@ -46,16 +46,16 @@ void shard_watch_timeout(struct shard *sh, struct conn *c);
 /* Take c out of the shard's lists before it is freed. */
 void shard_forget(struct shard *sh, struct conn *c);
 
+/*
+ * Monotonic seconds: keep alive, session and message expiry must not jump
+ * when the wall clock is set (ev_now() follows the wall clock).
+ */
+double shard_now(struct shard *sh);
+
 /* Now in milliseconds, the clock of msg->expiry_at. */
 static inline uint64_t shard_now_ms(struct shard *sh)
 {
-	return (uint64_t)(ev_now(sh->loop) * 1000.0);
-}
-
-/* Monotonic now in seconds (the loop's cached time). */
-static inline double shard_now(struct shard *sh)
-{
-	return ev_now(sh->loop);
+	return (uint64_t)(shard_now(sh) * 1000.0);
 }
 
 #endif

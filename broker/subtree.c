@@ -372,7 +372,7 @@ static struct group **group_link(struct node *n, const char *name,
 	return gp;
 }
 
-static struct sub *group_member(struct group *g, const void *subscriber)
+static struct sub *group_find_member(struct group *g, const void *subscriber)
 {
 	size_t i;
 
@@ -392,7 +392,7 @@ static int group_add(struct subtree *t, struct node *n, const char *name,
 	int rc = 0;
 
 	if (g) {
-		m = group_member(g, subscriber);
+		m = group_find_member(g, subscriber);
 		if (m) {
 			m->opts = *opts;
 			*replaced = true;
@@ -444,7 +444,7 @@ static int group_remove(struct subtree *t, struct node *n, const char *name,
 
 	if (!g)
 		return -ENOENT;
-	m = group_member(g, subscriber);
+	m = group_find_member(g, subscriber);
 	if (!m)
 		return -ENOENT;
 	i = (size_t)(m - g->member);
@@ -829,6 +829,21 @@ up:
 	if (c == n->plus)
 		goto up; /* both ways down from n are done */
 	goto try_plus;
+}
+
+const char *subtree_group_of(struct subtree *t, const char *filter,
+			     size_t len)
+{
+	const char *group, *f;
+	size_t group_len, f_len;
+	struct node *n;
+	struct group *g;
+
+	if (topic_share_parse(filter, len, &group, &group_len, &f, &f_len) != 1)
+		return NULL;
+	n = node_walk(t, f, f_len, false);
+	g = n ? *group_link(n, group, group_len) : NULL;
+	return g ? g->name : NULL;
 }
 
 bool subtree_group_pick(const char *shared_group, const void *exclude,

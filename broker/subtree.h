@@ -82,6 +82,13 @@ void subtree_match(struct subtree *t, const char *topic, size_t len,
 bool subtree_group_pick(const char *shared_group, const void *exclude,
 			void **subscriber, struct sub_opts *opts);
 
+/*
+ * The identity of the shared group of a "$share/group/filter" (the same
+ * pointer the match callback passes), or NULL when there is no such group.
+ */
+const char *subtree_group_of(struct subtree *t, const char *filter,
+			     size_t len);
+
 /* Number of subscriptions held (shared members count one each). */
 size_t subtree_count(const struct subtree *t);
 
