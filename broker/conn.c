@@ -508,7 +508,12 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	c->in_len += (size_t)n;
-	c->last_activity = shard_now(c->shard);
+	/*
+	 * Keep alive counts from the last packet; connect_timeout from accept,
+	 * so a client dripping bytes of a CONNECT cannot hold a slot forever.
+	 */
+	if (c->state == CONN_ACTIVE)
+		c->last_activity = shard_now(c->shard);
 	c->shard->broker->stats.bytes_received += (uint64_t)n;
 	conn_process(c);
 }

@@ -187,6 +187,10 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p)
 				      "keep alive above max_keepalive");
 		keep_alive = lim->max_keepalive; /* [MQTT-3.2.2-21] */
 	}
+	/* [MQTT-4.12.0-1]: enhanced authentication is not offered yet. */
+	if (mqtt_props_has(&p->props, MQTT_PROP_AUTHENTICATION_METHOD))
+		return refuse(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
+			      "unsupported authentication method");
 	rc = prepare_will(c, p);
 	if (rc)
 		return refuse(c, (uint8_t)rc, mqtt_rc_str((uint8_t)rc));
