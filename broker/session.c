@@ -250,6 +250,32 @@ static bool queue_is_full(const struct session *s, const struct msg *msg)
 	       s->queued_bytes + msg->payload_len > lim->max_queued_bytes;
 }
 
+
+/*
+ * The queue is full and a QoS 1/2 message arrives: the oldest queued QoS 0
+ * message makes room (DESIGN.md: QoS 0 is dropped first).  false: none.
+ */
+static bool drop_queued_qos0(struct session *s)
+{
+	struct delivery *prev = NULL, *d;
+
+	for (d = s->queue; d && d->qos != 0; d = d->next)
+		prev = d;
+	if (!d)
+		return false;
+	if (prev)
+		prev->next = d->next;
+	else
+		s->queue = d->next;
+	if (s->queue_tail == d)
+		s->queue_tail = prev;
+	s->queued_count--;
+	s->queued_bytes -= d->msg->payload_len;
+	s->broker->stats.publish_dropped++;
+	delivery_free(d);
+	return true;
+}
+
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group)
@@ -270,7 +296,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 	}
 	if (qos == 0 && !is_online(s) && !b->limits.queue_qos0_messages)
 		return;
-	if (queue_is_full(s, msg)) {
+	if (queue_is_full(s, msg) && (qos == 0 || !drop_queued_qos0(s))) {
 		b->stats.publish_dropped++;
 		return;
 	}

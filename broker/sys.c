@@ -64,8 +64,9 @@ void sys_tick(struct shard *sh, double now)
 	double dt = now - sh->last_sys;
 	char buf[64];
 
+	/* Half a tick of slack: the 1 s timer does not fire exactly on time. */
 	if (!b->limits.sys_interval ||
-	    (sh->last_sys > 0 && dt < b->limits.sys_interval))
+	    (sh->last_sys > 0 && dt < b->limits.sys_interval - 0.5))
 		return;
 	if (sh->last_sys <= 0)
 		dt = 0;

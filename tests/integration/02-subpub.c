@@ -38,6 +38,7 @@ static void teardown(void)
 {
 	if (broker.pid > 0)
 		ck_assert_int_eq(broker_stop(&broker), 0);
+	broker_remove_files(&broker); /* kept when a test fails */
 }
 
 /*

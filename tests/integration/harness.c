@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -101,6 +102,8 @@ int broker_start(struct broker_proc *b, const char *extra_config)
 			dup2(fd, STDERR_FILENO);
 			dup2(fd, STDOUT_FILENO);
 		}
+		/* A test that dies (failed assertion) takes its broker along. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		execl(cicada_bin(), "cicada", "-c", b->conf, (char *)NULL);
 		_exit(127);
 	}
@@ -282,4 +285,331 @@ int raw_mqtt_connect(int fd, uint8_t version, const char *client_id)
 	if (got < 4 || ack[0] != 0x20)
 		return -1;
 	return ack[3];
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers added for 04-retain, 05-session, 07-will and 08-ops.        */
+
+int harness_free_port(void)
+{
+	return free_port();
+}
+
+bool broker_wait_log(const struct broker_proc *b, const char *text,
+		     int timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (broker_log_contains(b, text))
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		usleep(10000);
+	}
+}
+
+int broker_log_count(const struct broker_proc *b, const char *text,
+		     const char *also)
+{
+	FILE *f = fopen(b->log, "r");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) && (!also || strstr(line, also));
+	fclose(f);
+	return n;
+}
+
+bool broker_wait_log_count(const struct broker_proc *b, const char *text,
+			   const char *also, int n, int timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (broker_log_count(b, text, also) >= n)
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		usleep(5000);
+	}
+}
+
+void raw_local_addr(int fd, char *buf, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char host[INET_ADDRSTRLEN] = "?";
+
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
+		inet_ntop(AF_INET, &sa.sin_addr, host, sizeof(host));
+	snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(sa.sin_port));
+}
+
+int raw_send_packet(int fd, const struct mqtt_packet *pkt, uint8_t version)
+{
+	uint8_t small[1024], *buf = small;
+	size_t size = mqtt_encoded_size(pkt, version);
+	int n, rc = -1;
+
+	if (size == 0)
+		return -1;
+	if (size > sizeof(small)) {
+		buf = malloc(size);
+		if (!buf)
+			return -1;
+	}
+	n = mqtt_encode(pkt, version, buf, size);
+	if (n > 0)
+		rc = raw_send(fd, buf, (size_t)n);
+	if (buf != small)
+		free(buf);
+	return rc;
+}
+
+int raw_recv_decoded(int fd, uint8_t *buf, size_t cap, int timeout_ms,
+		     uint8_t version, struct mqtt_packet *out)
+{
+	ssize_t n = raw_recv_packet(fd, buf, cap, timeout_ms);
+
+	if (n <= 0)
+		return (int)n;
+	if (mqtt_decode(buf, (size_t)n, version, out) < 0)
+		return -2;
+	return out->type;
+}
+
+void raw_connect_init(struct mqtt_connect *c, uint8_t version,
+		      const char *client_id)
+{
+	memset(c, 0, sizeof(*c));
+	c->protocol_level = version;
+	c->clean_start = true;
+	c->keep_alive = 60;
+	c->client_id.data = (const uint8_t *)client_id;
+	c->client_id.len = strlen(client_id);
+}
+
+int raw_mqtt_connect_ex(int fd, const struct mqtt_connect *c, uint8_t *buf,
+			size_t cap, struct mqtt_connack *ack)
+{
+	struct mqtt_packet pkt = { .type = MQTT_CONNECT };
+
+	pkt.u.connect = *c;
+	if (raw_send_packet(fd, &pkt, c->protocol_level) < 0)
+		return -1;
+	if (raw_recv_decoded(fd, buf, cap, 5000, c->protocol_level, &pkt) !=
+	    MQTT_CONNACK)
+		return -1;
+	if (ack)
+		*ack = pkt.u.connack;
+	return pkt.u.connack.reason;
+}
+
+int raw_subscribe(int fd, uint8_t version, uint16_t packet_id,
+		  const char *filter, uint8_t options)
+{
+	struct mqtt_sub_entry e = {
+		.filter = { (const uint8_t *)filter, strlen(filter) },
+		.qos = options & MQTT_SUBOPT_QOS_MASK,
+		.no_local = (options & MQTT_SUBOPT_NO_LOCAL) != 0,
+		.retain_as_published =
+			(options & MQTT_SUBOPT_RETAIN_AS_PUBLISHED) != 0,
+		.retain_handling = (uint8_t)((options &
+			MQTT_SUBOPT_RETAIN_HANDLING_MASK) >>
+			MQTT_SUBOPT_RETAIN_HANDLING_SHIFT),
+	};
+	struct mqtt_packet pkt = { .type = MQTT_SUBSCRIBE };
+	uint8_t buf[256];
+
+	pkt.u.subscribe.packet_id = packet_id;
+	pkt.u.subscribe.count = 1;
+	pkt.u.subscribe.subs = &e;
+	if (raw_send_packet(fd, &pkt, version) < 0)
+		return -1;
+	if (raw_recv_decoded(fd, buf, sizeof(buf), 5000, version, &pkt) !=
+		    MQTT_SUBACK ||
+	    pkt.u.suback.packet_id != packet_id ||
+	    pkt.u.suback.reasons.len != 1)
+		return -1;
+	return pkt.u.suback.reasons.data[0];
+}
+
+int raw_send_ack(int fd, uint8_t version, uint8_t type, uint16_t packet_id)
+{
+	struct mqtt_packet pkt = { .type = type };
+
+	pkt.u.ack.packet_id = packet_id;
+	return raw_send_packet(fd, &pkt, version);
+}
+
+MQTTClient pc_connect(const struct broker_proc *b, const char *client_id,
+		      int version, bool clean, uint32_t session_expiry,
+		      bool *present)
+{
+	MQTTClient_createOptions co = MQTTClient_createOptions_initializer;
+	MQTTClient_connectOptions v3 = MQTTClient_connectOptions_initializer;
+	MQTTClient_connectOptions v5 = MQTTClient_connectOptions_initializer5;
+	MQTTClient_connectOptions *opts = version == 5 ? &v5 : &v3;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTClient c;
+	int rc;
+
+	co.MQTTVersion = version;
+	if (MQTTClient_createWithOptions(&c, b->uri, client_id,
+					 MQTTCLIENT_PERSISTENCE_NONE, NULL,
+					 &co) != MQTTCLIENT_SUCCESS)
+		return NULL;
+	opts->MQTTVersion = version;
+	opts->keepAliveInterval = 60;
+	opts->connectTimeout = 5;
+	if (version == 5) {
+		MQTTResponse r;
+
+		opts->cleanstart = clean;
+		if (session_expiry) {
+			MQTTProperty p = {
+				.identifier =
+				MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL,
+			};
+
+			p.value.integer4 = session_expiry;
+			MQTTProperties_add(&props, &p);
+		}
+		r = MQTTClient_connect5(c, opts, &props, NULL);
+		rc = r.reasonCode;
+		MQTTResponse_free(r);
+		MQTTProperties_free(&props);
+	} else {
+		opts->cleansession = clean;
+		rc = MQTTClient_connect(c, opts);
+	}
+	if (rc != MQTTCLIENT_SUCCESS) {
+		MQTTClient_destroy(&c);
+		return NULL;
+	}
+	if (present)
+		*present = opts->returned.sessionPresent != 0;
+	return c;
+}
+
+int pc_subscribe(MQTTClient c, int version, const char *filter, int qos,
+		 const MQTTSubscribe_options *opts)
+{
+	MQTTSubscribe_options o = MQTTSubscribe_options_initializer;
+	MQTTResponse r;
+	int rc;
+
+	if (version != 5) {
+		char *f = (char *)filter;
+		int granted = qos;
+
+		/* Paho writes the granted QoS (or 0x80) back into the array. */
+		rc = MQTTClient_subscribeMany(c, 1, &f, &granted);
+		if (rc == 0x80)
+			return 0x80;
+		return rc == MQTTCLIENT_SUCCESS ? granted : -1;
+	}
+	if (opts)
+		o = *opts;
+	r = MQTTClient_subscribe5(c, filter, qos, &o, NULL);
+	rc = r.reasonCode;
+	MQTTResponse_free(r);
+	return rc;
+}
+
+int pc_publish(MQTTClient c, int version, const char *topic,
+	       const void *payload, int len, int qos, bool retain,
+	       MQTTProperties *props)
+{
+	MQTTClient_message m = MQTTClient_message_initializer;
+	MQTTClient_deliveryToken tok = 0;
+	int rc;
+
+	m.payload = (void *)payload;
+	m.payloadlen = len;
+	m.qos = qos;
+	m.retained = retain;
+	if (version == 5) {
+		MQTTResponse r;
+
+		if (props)
+			m.properties = *props;
+		r = MQTTClient_publishMessage5(c, topic, &m, &tok);
+		/* A client error (< 0) or a refusal (>= 0x80). */
+		rc = r.reasonCode < 0 || r.reasonCode >= 0x80 ? -1 : 0;
+		MQTTResponse_free(r);
+	} else {
+		rc = MQTTClient_publishMessage(c, topic, &m, &tok);
+	}
+	if (rc != MQTTCLIENT_SUCCESS)
+		return -1;
+	if (qos > 0 && MQTTClient_waitForCompletion(c, tok, 5000) !=
+		       MQTTCLIENT_SUCCESS)
+		return -1;
+	return 0;
+}
+
+int pc_publish_str(MQTTClient c, int version, const char *topic,
+		   const char *payload, int qos, bool retain)
+{
+	return pc_publish(c, version, topic, payload, (int)strlen(payload),
+			  qos, retain, NULL);
+}
+
+int pc_receive(MQTTClient c, int timeout_ms, char **topic,
+	       MQTTClient_message **msg)
+{
+	long deadline = now_ms() + timeout_ms;
+
+	*topic = NULL;
+	*msg = NULL;
+	for (;;) {
+		long left = deadline - now_ms();
+		int len = 0, rc;
+
+		rc = MQTTClient_receive(c, topic, &len, msg,
+					(unsigned long)(left > 0 ? left : 0));
+		if (rc != MQTTCLIENT_SUCCESS &&
+		    rc != MQTTCLIENT_TOPICNAME_TRUNCATED)
+			return -1;
+		if (*msg)
+			return 1;
+		if (!MQTTClient_isConnected(c))
+			return -1;
+		if (now_ms() >= deadline)
+			return 0;
+	}
+}
+
+void pc_free(char **topic, MQTTClient_message **msg)
+{
+	if (*msg)
+		MQTTClient_freeMessage(msg);
+	if (*topic)
+		MQTTClient_free(*topic);
+	*topic = NULL;
+	*msg = NULL;
+}
+
+void pc_close(MQTTClient *c)
+{
+	if (!*c)
+		return;
+	if (MQTTClient_isConnected(*c))
+		MQTTClient_disconnect(*c, 1000);
+	MQTTClient_destroy(c);
+	*c = NULL;
+}
+
+void broker_remove_files(const struct broker_proc *b)
+{
+	if (!b->dir[0])
+		return;
+	unlink(b->conf);
+	unlink(b->log);
+	rmdir(b->dir);
 }
