@@ -222,12 +222,13 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	(void)revents;
 	log_at(LOGL_NOTICE, "%s received, shutting down",
 	       w->signum == SIGINT ? "SIGINT" : "SIGTERM");
-	listener_close_all(&rt->shard, rt->listeners);
-	rt->listeners = NULL;
 	for (c = rt->shard.conns; c; c = next) {
 		next = c->next;
+		c->listener = NULL; /* freed below, before the connection */
 		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker shutting down");
 	}
+	listener_close_all(&rt->shard, rt->listeners);
+	rt->listeners = NULL;
 	ev_break(loop, EVBREAK_ALL);
 }
 

@@ -268,7 +268,7 @@ static void pconnect(struct pconn *p, int version, const char *client_id,
 			MQTTProperties_add(&cprops, &prop);
 		}
 		r = MQTTClient_connect5(p->c, opts, &cprops, NULL);
-		p->rc = r.reasonCode;
+		p->rc = (int)r.reasonCode;
 		if (r.properties)
 			p->props = MQTTProperties_copy(r.properties);
 		MQTTResponse_free(r);

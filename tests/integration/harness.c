@@ -480,7 +480,7 @@ MQTTClient pc_connect(const struct broker_proc *b, const char *client_id,
 			MQTTProperties_add(&props, &p);
 		}
 		r = MQTTClient_connect5(c, opts, &props, NULL);
-		rc = r.reasonCode;
+		rc = (int)r.reasonCode;
 		MQTTResponse_free(r);
 		MQTTProperties_free(&props);
 	} else {
@@ -516,7 +516,7 @@ int pc_subscribe(MQTTClient c, int version, const char *filter, int qos,
 	if (opts)
 		o = *opts;
 	r = MQTTClient_subscribe5(c, filter, qos, &o, NULL);
-	rc = r.reasonCode;
+	rc = (int)r.reasonCode;
 	MQTTResponse_free(r);
 	return rc;
 }
