@@ -6,46 +6,28 @@
  *
  * Literal children sit in an open-addressing table keyed by a SipHash of
  * the level under a per-store random key, because publishers choose the
- * levels (one per device id is common).  This mirrors the child table of
- * subtree.c; the two are kept apart until a shared private header has a
- * place in the build.  Every walk is iterative over parent pointers: a
- * topic of 65535 slashes makes a trie 65536 levels deep, too deep to
- * recurse on a shard thread's stack.
+ * levels (one per device id is common); table and hash are shared with
+ * the subscription tree (level_table.c).  Every walk is iterative over
+ * parent pointers: a topic of 65535 slashes makes a trie 65536 levels
+ * deep, too deep to recurse on a shard thread's stack.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "broker/level_table.h"
 #include "broker/msg.h"
 #include "broker/retain.h"
 #include "protocol/topic.h"
 
-/* First capacity of a table; tables are powers of two, at most 3/4 full. */
-#define TABLE_MIN_CAP 4
-
-struct rnode;
-
-/*
- * The children of a node: linear probing, NULL for an empty slot, deletion
- * by backward shift (no tombstones), shrunk under 1/4 full.
- */
-struct kids {
-	struct rnode **slot;
-	size_t cap; /* 0 (no table) or a power of two */
-	size_t used;
-};
-
 struct rnode {
+	struct level_entry entry; /* in parent->kids; first: free rnode_of() */
 	struct rnode *parent; /* NULL for the root */
-	struct kids kids;
+	struct level_table kids; /* children, by entry */
 	struct msg *msg; /* the retained message of this topic, or NULL */
 	struct rnode *expired; /* next node to clear after retain_match() */
-	uint64_t key; /* keyed hash of level */
-	size_t slot; /* index in parent->kids.slot */
-	size_t len; /* of level */
 	char level[]; /* the level's bytes, not NUL-terminated */
 };
 
@@ -53,168 +35,24 @@ struct retain {
 	struct rnode *root; /* the level before the first; never pruned */
 	size_t count; /* messages held */
 	size_t nodes; /* nodes besides the root (tests check pruning) */
-	uint64_t k0, k1; /* SipHash key */
+	struct level_key key; /* of level_hash() */
 };
-
-/* ---------------------------------------------------------------- hash */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                    \
-	do {                                                        \
-		v0 += v1;                                           \
-		v1 = ROTL(v1, 13);                                  \
-		v1 ^= v0;                                           \
-		v0 = ROTL(v0, 32);                                  \
-		v2 += v3;                                           \
-		v3 = ROTL(v3, 16);                                  \
-		v3 ^= v2;                                           \
-		v0 += v3;                                           \
-		v3 = ROTL(v3, 21);                                  \
-		v3 ^= v0;                                           \
-		v2 += v1;                                           \
-		v1 = ROTL(v1, 17);                                  \
-		v1 ^= v2;                                           \
-		v2 = ROTL(v2, 32);                                  \
-	} while (0)
-
-/* SipHash-1-3 of one level under the store's key. */
-static uint64_t level_hash(const struct retain *r, const char *s,
-			   size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint64_t v0 = 0x736f6d6570736575ULL ^ r->k0;
-	uint64_t v1 = 0x646f72616e646f6dULL ^ r->k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ r->k0;
-	uint64_t v3 = 0x7465646279746573ULL ^ r->k1;
-	uint64_t b = (uint64_t)len << 56, m;
-	size_t i;
-
-	for (; len >= 8; len -= 8, p += 8) {
-		memcpy(&m, p, sizeof(m));
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (i = 0; i < len; i++)
-		b |= (uint64_t)p[i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static void key_init(struct retain *r)
-{
-	uint64_t k[2];
-	struct timespec ts;
-
-	if (getrandom(k, sizeof(k), GRND_NONBLOCK) == (ssize_t)sizeof(k)) {
-		r->k0 = k[0];
-		r->k1 = k[1];
-		return;
-	}
-	/* No entropy yet (early boot): weaker than random, still per store. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	r->k0 = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-		(uint64_t)(uintptr_t)r;
-	r->k1 = ROTL(r->k0, 29) ^ 0x9e3779b97f4a7c15ULL;
-}
 
 /* -------------------------------------------------------------- children */
 
-static struct rnode *kids_find(const struct kids *k, const char *level,
-			       size_t len, uint64_t key)
+/* The node whose entry e is; NULL for NULL. */
+static struct rnode *rnode_of(struct level_entry *e)
 {
-	size_t mask, i;
-	struct rnode *n;
-
-	if (!k->cap)
-		return NULL;
-	mask = k->cap - 1;
-	for (i = (size_t)key & mask; (n = k->slot[i]) != NULL;
-	     i = (i + 1) & mask)
-		if (n->key == key && n->len == len &&
-		    memcmp(n->level, level, len) == 0)
-			return n;
-	return NULL;
+	return e ? (struct rnode *)(void *)((char *)e -
+					    offsetof(struct rnode, entry)) :
+		   NULL;
 }
 
-static void kids_place(struct rnode **slot, size_t mask, struct rnode *n)
+/* The child of level in k, whose level_hash() is hash, or NULL. */
+static struct rnode *kids_find(const struct level_table *k,
+			       const char *level, size_t len, uint64_t hash)
 {
-	size_t i = (size_t)n->key & mask;
-
-	while (slot[i])
-		i = (i + 1) & mask;
-	slot[i] = n;
-	n->slot = i;
-}
-
-static int kids_resize(struct kids *k, size_t cap)
-{
-	struct rnode **slot = calloc(cap, sizeof(*slot));
-	size_t i;
-
-	if (!slot)
-		return -ENOMEM;
-	for (i = 0; i < k->cap; i++)
-		if (k->slot[i])
-			kids_place(slot, cap - 1, k->slot[i]);
-	free(k->slot);
-	k->slot = slot;
-	k->cap = cap;
-	return 0;
-}
-
-/* n must not be in the table yet. */
-static int kids_insert(struct kids *k, struct rnode *n)
-{
-	int rc;
-
-	if ((k->used + 1) * 4 > k->cap * 3) {
-		rc = kids_resize(k, k->cap ? k->cap * 2 : TABLE_MIN_CAP);
-		if (rc)
-			return rc;
-	}
-	kids_place(k->slot, k->cap - 1, n);
-	k->used++;
-	return 0;
-}
-
-static void kids_delete(struct kids *k, struct rnode *n)
-{
-	size_t mask = k->cap - 1, i = n->slot, j = i, home;
-	struct rnode *m;
-
-	/*
-	 * Backward shift: pull later entries of the probe run into the
-	 * hole unless their home slot lies cyclically in (hole, j].
-	 */
-	for (;;) {
-		j = (j + 1) & mask;
-		m = k->slot[j];
-		if (!m)
-			break;
-		home = (size_t)m->key & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			k->slot[i] = m;
-			m->slot = i;
-			i = j;
-		}
-	}
-	k->slot[i] = NULL;
-	k->used--;
-	if (!k->used) {
-		free(k->slot);
-		k->slot = NULL;
-		k->cap = 0;
-	} else if (k->cap > TABLE_MIN_CAP && k->used * 4 < k->cap) {
-		/* Failing to shrink only keeps the larger table. */
-		(void)kids_resize(k, k->cap / 2);
-	}
+	return rnode_of(level_table_find(k, level, len, hash));
 }
 
 /*
@@ -227,8 +65,8 @@ static struct rnode *kids_next(const struct rnode *n, size_t from,
 	struct rnode *c;
 
 	for (; from < n->kids.cap; from++) {
-		c = n->kids.slot[from];
-		if (c && !(skip_dollar && c->len && c->level[0] == '$'))
+		c = rnode_of(n->kids.slot[from]);
+		if (c && !(skip_dollar && c->entry.len && c->level[0] == '$'))
 			return c;
 	}
 	return NULL;
@@ -237,15 +75,16 @@ static struct rnode *kids_next(const struct rnode *n, size_t from,
 /* ------------------------------------------------------------------ nodes */
 
 static struct rnode *node_new(struct retain *r, struct rnode *parent,
-			      const char *level, size_t len, uint64_t key)
+			      const char *level, size_t len, uint64_t hash)
 {
 	struct rnode *n = calloc(1, sizeof(*n) + len);
 
 	if (!n)
 		return NULL;
 	n->parent = parent;
-	n->key = key;
-	n->len = len;
+	n->entry.hash = hash;
+	n->entry.len = len;
+	n->entry.level = n->level;
 	if (len)
 		memcpy(n->level, level, len);
 	r->nodes++;
@@ -269,7 +108,7 @@ static void node_prune(struct retain *r, struct rnode *n)
 
 	while (n->parent && !n->msg && !n->kids.used) {
 		p = n->parent;
-		kids_delete(&p->kids, n);
+		level_table_delete(&p->kids, &n->entry);
 		node_free(r, n);
 		n = p;
 	}
@@ -300,19 +139,19 @@ static struct rnode *node_walk(struct retain *r, const char *topic,
 {
 	struct rnode *n = r->root, *c;
 	size_t p = 0, e;
-	uint64_t key;
+	uint64_t hash;
 
 	for (;;) {
 		e = level_end(topic, len, p);
-		key = level_hash(r, topic + p, e - p);
-		c = kids_find(&n->kids, topic + p, e - p, key);
+		hash = level_hash(&r->key, topic + p, e - p);
+		c = kids_find(&n->kids, topic + p, e - p, hash);
 		if (!c) {
 			if (!create)
 				goto out;
-			c = node_new(r, n, topic + p, e - p, key);
+			c = node_new(r, n, topic + p, e - p, hash);
 			if (!c)
 				goto out_prune;
-			if (kids_insert(&n->kids, c) < 0) {
+			if (level_table_insert(&n->kids, &c->entry) < 0) {
 				node_free(r, c);
 				c = NULL;
 				goto out_prune;
@@ -343,7 +182,7 @@ struct retain *retain_new(void)
 		free(r);
 		return NULL;
 	}
-	key_init(r);
+	level_key_init(&r->key);
 	return r;
 }
 
@@ -368,7 +207,7 @@ void retain_free(struct retain *r)
 			continue;
 		}
 		p = n->parent;
-		i = n->slot + 1;
+		i = n->entry.slot + 1;
 		node_free(r, n);
 		if (!p)
 			break;
@@ -449,7 +288,7 @@ static void walk_all(struct walk *w, struct rnode *start, bool skip_dollar)
 		if (n == start)
 			break;
 		p = n->parent;
-		c = kids_next(p, n->slot + 1, skip_dollar && p == start);
+		c = kids_next(p, n->entry.slot + 1, skip_dollar && p == start);
 		n = p;
 	}
 }
@@ -489,7 +328,7 @@ enter:
 		goto plus_next;
 	}
 	c = kids_find(&n->kids, filter + p, e - p,
-		      level_hash(r, filter + p, e - p));
+		      level_hash(&r->key, filter + p, e - p));
 	if (c) {
 		n = c;
 		p = e + 1;
@@ -504,7 +343,7 @@ up:
 	n = n->parent;
 	if (e - p != 1 || filter[p] != '+')
 		goto up;
-	c = kids_next(n, c->slot + 1, n == root && wild_first);
+	c = kids_next(n, c->entry.slot + 1, n == root && wild_first);
 plus_next:
 	if (c) {
 		n = c;

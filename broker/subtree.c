@@ -7,9 +7,9 @@
  * so matching a topic level costs one hash lookup plus two pointer tests,
  * however many children the node has (one per device id is common).
  * Literal children sit in an open-addressing table keyed by a SipHash of
- * the level under a per-tree random key: topic levels come from clients,
- * and an unkeyed hash would let one of them pile thousands of filters into
- * one probe chain.
+ * the level under a per-tree random key (level_table.c, shared with the
+ * retained store): topic levels come from clients, and an unkeyed hash
+ * would let one of them pile thousands of filters into one probe chain.
  *
  * Matching and freeing are iterative and use the parent pointers instead
  * of a stack: a 65535-byte filter of slashes is a trie 65536 levels deep,
@@ -17,32 +17,22 @@
  * allocate.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
+#include "broker/level_table.h"
 #include "broker/subtree.h"
 #include "protocol/topic.h"
 
-/* First capacity of a table; tables are powers of two, at most 3/4 full. */
+/*
+ * First capacity of a subscriber table; tables are powers of two, at most
+ * 3/4 full, like the child tables of level_table.c.
+ */
 #define TABLE_MIN_CAP 4
 /* First capacity of a group's member array. */
 #define GROUP_MIN_CAP 4
-
-struct node;
-
-/*
- * The literal children of a node: linear probing, NULL for an empty slot,
- * deletion by backward shift (no tombstones).  Shrunk when under 1/4 full
- * so that memory comes back after a mass unsubscribe.
- */
-struct kids {
-	struct node **slot;
-	size_t cap; /* 0 (no table) or a power of two */
-	size_t used;
-};
 
 /* One ordinary subscription, or one member of a shared group. */
 struct sub {
@@ -79,15 +69,17 @@ struct group {
 };
 
 struct node {
+	/*
+	 * First, so node_of() is free.  hash and slot mean something for
+	 * literal children only (in parent->kids); len and level for all.
+	 */
+	struct level_entry entry;
 	struct node *parent; /* NULL for the root */
 	struct node *plus; /* the '+' child */
 	struct node *multi; /* the '#' child; it never has children */
-	struct kids kids; /* literal children */
+	struct level_table kids; /* literal children, by entry */
 	struct subs subs;
 	struct group *groups;
-	uint64_t key; /* keyed hash of level; literal children only */
-	size_t slot; /* index in parent->kids.slot; literal children only */
-	size_t len; /* of level */
 	char level[]; /* the level's bytes, not NUL-terminated */
 };
 
@@ -95,79 +87,10 @@ struct subtree {
 	struct node *root; /* the level before the first; never pruned */
 	size_t count; /* subscriptions, one per shared member */
 	size_t nodes; /* nodes besides the root (tests check pruning) */
-	uint64_t k0, k1; /* SipHash key */
+	struct level_key key; /* of level_hash() */
 };
 
 /* ---------------------------------------------------------------- hash */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                    \
-	do {                                                        \
-		v0 += v1;                                           \
-		v1 = ROTL(v1, 13);                                  \
-		v1 ^= v0;                                           \
-		v0 = ROTL(v0, 32);                                  \
-		v2 += v3;                                           \
-		v3 = ROTL(v3, 16);                                  \
-		v3 ^= v2;                                           \
-		v0 += v3;                                           \
-		v3 = ROTL(v3, 21);                                  \
-		v3 ^= v0;                                           \
-		v2 += v1;                                           \
-		v1 = ROTL(v1, 17);                                  \
-		v1 ^= v2;                                           \
-		v2 = ROTL(v2, 32);                                  \
-	} while (0)
-
-/*
- * SipHash-1-3: keyed, so clients cannot aim levels at one slot, and cheap
- * on the short strings topic levels are.
- */
-static uint64_t level_hash(const struct subtree *t, const char *s,
-			   size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	uint64_t v0 = 0x736f6d6570736575ULL ^ t->k0;
-	uint64_t v1 = 0x646f72616e646f6dULL ^ t->k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0;
-	uint64_t v3 = 0x7465646279746573ULL ^ t->k1;
-	uint64_t b = (uint64_t)len << 56, m;
-	size_t i;
-
-	for (; len >= 8; len -= 8, p += 8) {
-		memcpy(&m, p, sizeof(m));
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (i = 0; i < len; i++)
-		b |= (uint64_t)p[i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
-static void key_init(struct subtree *t)
-{
-	uint64_t k[2];
-	struct timespec ts;
-
-	if (getrandom(k, sizeof(k), GRND_NONBLOCK) == (ssize_t)sizeof(k)) {
-		t->k0 = k[0];
-		t->k1 = k[1];
-		return;
-	}
-	/* No entropy yet (early boot): weaker than random, still per tree. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t->k0 = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-		(uint64_t)(uintptr_t)t;
-	t->k1 = ROTL(t->k0, 29) ^ 0x9e3779b97f4a7c15ULL;
-}
 
 /* Subscriber pointers are ours, not a client's: a mixer is enough. */
 static size_t ptr_hash(const void *p)
@@ -182,95 +105,19 @@ static size_t ptr_hash(const void *p)
 
 /* ------------------------------------------------------ literal children */
 
-static struct node *kids_find(const struct kids *k, const char *level,
-			      size_t len, uint64_t key)
+/* The node whose entry e is; NULL for NULL. */
+static struct node *node_of(struct level_entry *e)
 {
-	size_t mask, i;
-	struct node *n;
-
-	if (!k->cap)
-		return NULL;
-	mask = k->cap - 1;
-	for (i = (size_t)key & mask; (n = k->slot[i]) != NULL;
-	     i = (i + 1) & mask)
-		if (n->key == key && n->len == len &&
-		    memcmp(n->level, level, len) == 0)
-			return n;
-	return NULL;
+	return e ? (struct node *)(void *)((char *)e -
+					   offsetof(struct node, entry)) :
+		   NULL;
 }
 
-static void kids_place(struct node **slot, size_t mask, struct node *n)
+/* The literal child of level in k, whose level_hash() is hash, or NULL. */
+static struct node *kids_find(const struct level_table *k, const char *level,
+			      size_t len, uint64_t hash)
 {
-	size_t i = (size_t)n->key & mask;
-
-	while (slot[i])
-		i = (i + 1) & mask;
-	slot[i] = n;
-	n->slot = i;
-}
-
-static int kids_resize(struct kids *k, size_t cap)
-{
-	struct node **slot = calloc(cap, sizeof(*slot));
-	size_t i;
-
-	if (!slot)
-		return -ENOMEM;
-	for (i = 0; i < k->cap; i++)
-		if (k->slot[i])
-			kids_place(slot, cap - 1, k->slot[i]);
-	free(k->slot);
-	k->slot = slot;
-	k->cap = cap;
-	return 0;
-}
-
-/* n must not be in the table yet. */
-static int kids_insert(struct kids *k, struct node *n)
-{
-	int rc;
-
-	if ((k->used + 1) * 4 > k->cap * 3) {
-		rc = kids_resize(k, k->cap ? k->cap * 2 : TABLE_MIN_CAP);
-		if (rc)
-			return rc;
-	}
-	kids_place(k->slot, k->cap - 1, n);
-	k->used++;
-	return 0;
-}
-
-static void kids_delete(struct kids *k, struct node *n)
-{
-	size_t mask = k->cap - 1, i = n->slot, j = i, home;
-	struct node *m;
-
-	/*
-	 * Backward shift: pull later entries of the probe run into the
-	 * hole unless their home slot lies cyclically in (hole, j].
-	 */
-	for (;;) {
-		j = (j + 1) & mask;
-		m = k->slot[j];
-		if (!m)
-			break;
-		home = (size_t)m->key & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			k->slot[i] = m;
-			m->slot = i;
-			i = j;
-		}
-	}
-	k->slot[i] = NULL;
-	k->used--;
-	if (!k->used) {
-		free(k->slot);
-		k->slot = NULL;
-		k->cap = 0;
-	} else if (k->cap > TABLE_MIN_CAP && k->used * 4 < k->cap) {
-		/* Failing to shrink only keeps the larger table. */
-		(void)kids_resize(k, k->cap / 2);
-	}
+	return node_of(level_table_find(k, level, len, hash));
 }
 
 /* ----------------------------------------------- ordinary subscriptions */
@@ -336,7 +183,7 @@ static void subs_delete(struct subs *s, struct sub *victim)
 	size_t mask = s->cap - 1, i = (size_t)(victim - s->slot), j = i;
 	size_t home;
 
-	for (;;) { /* backward shift, as kids_delete() */
+	for (;;) { /* backward shift, as level_table_delete() */
 		j = (j + 1) & mask;
 		if (!s->slot[j].subscriber)
 			break;
@@ -477,15 +324,16 @@ static int group_remove(struct subtree *t, struct node *n, const char *name,
 /* ------------------------------------------------------------------ nodes */
 
 static struct node *node_new(struct subtree *t, struct node *parent,
-			     const char *level, size_t len, uint64_t key)
+			     const char *level, size_t len, uint64_t hash)
 {
 	struct node *n = calloc(1, sizeof(*n) + len);
 
 	if (!n)
 		return NULL;
 	n->parent = parent;
-	n->key = key;
-	n->len = len;
+	n->entry.hash = hash;
+	n->entry.len = len;
+	n->entry.level = n->level;
 	if (len)
 		memcpy(n->level, level, len);
 	t->nodes++;
@@ -527,7 +375,7 @@ static void node_prune(struct subtree *t, struct node *n)
 		else if (p->multi == n)
 			p->multi = NULL;
 		else
-			kids_delete(&p->kids, n);
+			level_table_delete(&p->kids, &n->entry);
 		node_free(t, n);
 		n = p;
 	}
@@ -564,7 +412,7 @@ static struct node *node_walk(struct subtree *t, const char *f, size_t len,
 	struct node *n = t->root, *c, **wild;
 	size_t p = 0, e, llen;
 	const char *level;
-	uint64_t key = 0;
+	uint64_t hash = 0;
 
 	for (;;) {
 		e = level_end(f, len, p);
@@ -573,21 +421,21 @@ static struct node *node_walk(struct subtree *t, const char *f, size_t len,
 		wild = level_is(level, llen, '+') ? &n->plus :
 		       level_is(level, llen, '#') ? &n->multi : NULL;
 		if (wild) {
-			key = 0; /* wildcard children are in no table */
+			hash = 0; /* wildcard children are in no table */
 			c = *wild;
 		} else {
-			key = level_hash(t, level, llen);
-			c = kids_find(&n->kids, level, llen, key);
+			hash = level_hash(&t->key, level, llen);
+			c = kids_find(&n->kids, level, llen, hash);
 		}
 		if (!c) {
 			if (!create)
 				goto out;
-			c = node_new(t, n, level, llen, key);
+			c = node_new(t, n, level, llen, hash);
 			if (!c)
 				goto out_prune;
 			if (wild) {
 				*wild = c;
-			} else if (kids_insert(&n->kids, c) < 0) {
+			} else if (level_table_insert(&n->kids, &c->entry)) {
 				node_free(t, c);
 				c = NULL;
 				goto out_prune;
@@ -631,7 +479,7 @@ struct subtree *subtree_new(void)
 		free(t);
 		return NULL;
 	}
-	key_init(t);
+	level_key_init(&t->key);
 	return t;
 }
 
@@ -659,7 +507,7 @@ void subtree_free(struct subtree *t)
 		} else {
 			while (i < n->kids.cap && !n->kids.slot[i])
 				i++;
-			c = i < n->kids.cap ? n->kids.slot[i] : NULL;
+			c = i < n->kids.cap ? node_of(n->kids.slot[i]) : NULL;
 		}
 		if (c) {
 			n = c;
@@ -667,11 +515,11 @@ void subtree_free(struct subtree *t)
 			continue;
 		}
 		p = n->parent;
-		if (level_is(n->level, n->len, '+') ||
-		    level_is(n->level, n->len, '#'))
+		if (level_is(n->level, n->entry.len, '+') ||
+		    level_is(n->level, n->entry.len, '#'))
 			i = 0; /* wildcards went before the parent's scan */
 		else
-			i = n->slot + 1;
+			i = n->entry.slot + 1;
 		node_free(t, n);
 		if (!p)
 			break;
@@ -806,7 +654,7 @@ enter:
 	}
 	e = level_end(topic, len, p);
 	c = kids_find(&n->kids, topic + p, e - p,
-		      level_hash(t, topic + p, e - p));
+		      level_hash(&t->key, topic + p, e - p));
 	if (c) {
 		n = c;
 		p = e + 1;

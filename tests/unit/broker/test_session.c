@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/level_table.c"
 #include "broker/subtree.c"
 #include "broker/msg.c"
 
