@@ -114,6 +114,9 @@ FMT='MSG|%t|%q|%r|%x'
 sub_start() {
 	name=$1
 	shift
+	# A name is reused across versions: the old output must not satisfy
+	# wait_line before the new subscriber's shell has truncated it.
+	rm -f "$dir/$name.out"
 	timeout $T stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$port" -d \
 		-F "$FMT" "$@" >"$dir/$name.out" 2>&1 &
 	eval "pid_$name=\$!"
