@@ -3,7 +3,8 @@
  * --version, bad usage, --test-config), configuration errors naming file
  * and line, $SYS topics, SIGHUP reloads that change behaviour without
  * dropping connections, what the log says about clients, several
- * listeners, and clean exits on SIGINT and SIGTERM.
+ * listeners, running out of file descriptors, and clean exits on SIGINT
+ * and SIGTERM.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -618,6 +620,46 @@ START_TEST(ops_sigterm_tells_v5_clients)
 }
 END_TEST
 
+/*
+ * Out of file descriptors: the accept loop pauses and says so once instead
+ * of spinning or dying, connected clients are still served, and accepting
+ * resumes once descriptors are free again.
+ */
+START_TEST(ops_emfile_survived)
+{
+	struct rlimit lim = { 40, 40 };
+	uint8_t buf[64];
+	int fds[60], client, fd;
+	ssize_t n;
+
+	client = raw_connect(&broker);
+	ck_assert_int_ge(client, 0);
+	ck_assert_int_eq(raw_mqtt_connect(client, 4, "emfile-client"), 0);
+	ck_assert_int_eq(prlimit(broker.pid, RLIMIT_NOFILE, &lim, NULL), 0);
+
+	for (size_t i = 0; i < 60; i++) {
+		fds[i] = raw_connect(&broker); /* the kernel's backlog takes them */
+		ck_assert_int_ge(fds[i], 0);
+	}
+	ck_assert(broker_wait_log(&broker, "pausing accepts", WAIT_MS));
+	ck_assert_int_eq(broker_log_count(&broker, "pausing accepts", NULL), 1);
+
+	/* The connected client is still served. */
+	ck_assert_int_eq(raw_send(client, "\xc0\x00", 2), 0);
+	n = raw_recv_packet(client, buf, sizeof(buf), WAIT_MS);
+	ck_assert_int_eq(n, 2);
+	ck_assert_uint_eq(buf[0], 0xd0);
+
+	for (size_t i = 0; i < 60; i++)
+		close(fds[i]);
+	fd = raw_connect(&broker);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(raw_mqtt_connect(fd, 4, "after-emfile"), 0);
+	close(fd);
+	close(client);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("08-ops");
@@ -648,6 +690,7 @@ static Suite *ops_suite(void)
 	tcase_add_loop_test(run, ops_log_names_client_and_peer, 4, 6);
 	tcase_add_test(run, ops_sigint_clean_exit);
 	tcase_add_test(run, ops_sigterm_tells_v5_clients);
+	tcase_add_test(run, ops_emfile_survived);
 	suite_add_tcase(s, run);
 
 	tcase_set_timeout(own, 15);
