@@ -290,6 +290,11 @@ int main(int argc, char **argv)
 		log_at(LOGL_WARNING,
 		       "no listener configured: serving port 1883 on every address "
 		       "to anonymous clients; configure listeners for production");
+	/* Say so rather than let "persistence true" promise what it can't yet. */
+	if (cfg.persistence)
+		log_at(LOGL_WARNING,
+		       "persistence is not built yet: sessions, queued and "
+		       "retained messages are kept in memory only and lost on restart");
 	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
 		goto err_shard;
 
