@@ -32,10 +32,6 @@
  * each), whatever max_packet_size allows.
  */
 #define PRE_CONNECT_MAX (512u * 1024u)
-/* Read at most this much per call; the loop comes back for the rest. */
-#define READ_CHUNK (64u * 1024u)
-/* Buffers above this are released when they empty, so idle is cheap. */
-#define BUF_KEEP (16u * 1024u)
 
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -213,13 +209,12 @@ void conn_flush(struct conn *c)
 		c->out_off = c->out_len = 0;
 		return;
 	}
+	/* Written out: an idle connection keeps no output buffer either. */
 	c->out_off = c->out_len = 0;
 	ev_io_stop(c->shard->loop, &c->wio);
-	if (c->out_cap > BUF_KEEP) {
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
 }
 
 static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -424,8 +419,12 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 		conn_protocol_error(c, rc, mqtt_rc_str((uint8_t)rc));
 }
 
-/* Frame and handle every complete packet in the input buffer. */
-static void conn_process(struct conn *c)
+/*
+ * Frame and handle every complete packet in buf[0..len); returns the bytes
+ * consumed (the rest is the start of a packet still arriving).  Stops early
+ * when the connection closes.
+ */
+static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 {
 	const struct broker_limits *lim = &c->shard->broker->limits;
 	size_t off = 0, plen;
@@ -433,8 +432,7 @@ static void conn_process(struct conn *c)
 	while (c->state != CONN_CLOSING && !c->broken) {
 		uint32_t max = c->state == CONN_NEW ? PRE_CONNECT_MAX :
 			       lim->max_packet_size;
-		int rc = mqtt_frame_peek(c->in + off, c->in_len - off, max,
-					 &plen);
+		int rc = mqtt_frame_peek(buf + off, len - off, max, &plen);
 
 		if (rc == MQTT_E_INCOMPLETE)
 			break;
@@ -443,24 +441,15 @@ static void conn_process(struct conn *c)
 				conn_close(c, -1, mqtt_err_str(rc));
 			else
 				conn_protocol_error(c, rc, NULL);
-			return;
+			break;
 		}
-		conn_handle_packet(c, c->in + off, plen);
+		conn_handle_packet(c, buf + off, plen);
 		off += plen;
 	}
-	if (c->state == CONN_CLOSING)
-		return;
-	if (off) {
-		memmove(c->in, c->in + off, c->in_len - off);
-		c->in_len -= off;
-	}
-	if (c->in_len == 0 && c->in_cap > BUF_KEEP) {
-		free(c->in);
-		c->in = NULL;
-		c->in_cap = 0;
-	}
+	return off;
 }
 
+/* Room for need more bytes after in_len in the connection's own buffer. */
 static bool in_reserve(struct conn *c, size_t need)
 {
 	size_t cap;
@@ -468,7 +457,7 @@ static bool in_reserve(struct conn *c, size_t need)
 
 	if (c->in_cap - c->in_len >= need)
 		return true;
-	cap = c->in_cap ? c->in_cap : 4096;
+	cap = c->in_cap ? c->in_cap : 1024;
 	while (cap - c->in_len < need)
 		cap *= 2;
 	p = realloc(c->in, cap);
@@ -479,41 +468,92 @@ static bool in_reserve(struct conn *c, size_t need)
 	return true;
 }
 
-static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void in_release(struct conn *c)
 {
-	struct conn *c = container_of(w, struct conn, rio);
-	size_t room;
-	ssize_t n;
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = 0;
+}
 
-	(void)loop;
-	(void)revents;
-	/* Read into what is free, at least a little, at most a chunk. */
-	room = c->in_cap - c->in_len;
-	if (room < 1024 && !in_reserve(c, 4096)) {
-		conn_close(c, -1, "out of memory");
-		return;
-	}
-	room = c->in_cap - c->in_len;
-	if (room > READ_CHUNK)
-		room = READ_CHUNK;
-	n = recv(c->fd, c->in + c->in_len, room, 0);
+/* recv() into buf; false when the connection was closed. */
+static bool conn_recv(struct conn *c, uint8_t *buf, size_t room, size_t *got)
+{
+	ssize_t n = recv(c->fd, buf, room, 0);
+
+	*got = 0;
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
+			return true;
 		conn_close(c, -1, strerror(errno));
-		return;
+		return false;
 	}
 	if (n == 0) {
 		conn_close(c, -1, "connection closed by peer");
-		return;
+		return false;
 	}
-	c->in_len += (size_t)n;
+	*got = (size_t)n;
+	c->shard->broker->stats.bytes_received += (uint64_t)n;
 	/*
 	 * Keep alive counts from the last packet; connect_timeout from accept,
 	 * so a client dripping bytes of a CONNECT cannot hold a slot forever.
 	 */
 	if (c->state == CONN_ACTIVE)
 		c->last_activity = shard_now(c->shard);
-	c->shard->broker->stats.bytes_received += (uint64_t)n;
-	conn_process(c);
+	return true;
+}
+
+/*
+ * Reads go into the shard's buffer and are decoded there; only the tail of
+ * a packet still arriving is copied into the connection's own buffer, and
+ * that buffer is released as soon as the packet completes.  So an idle
+ * connection holds no input buffer at all.
+ */
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct conn *c = container_of(w, struct conn, rio);
+	struct shard *sh = c->shard;
+	size_t got, used;
+
+	(void)loop;
+	(void)revents;
+	if (c->in_len) {
+		/* A packet is arriving in pieces: continue it in place. */
+		size_t plen = 0, need;
+
+		/*
+		 * Grow with what arrives, not with what the header announces:
+		 * a peer that promises 256 MB must send it first.
+		 */
+		mqtt_frame_peek(c->in, c->in_len, 0, &plen);
+		need = plen > c->in_len ? plen - c->in_len : 1024;
+		if (need > SHARD_RBUF_SIZE)
+			need = SHARD_RBUF_SIZE;
+		if (!in_reserve(c, need)) {
+			conn_close(c, -1, "out of memory");
+			return;
+		}
+		if (!conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, &got) ||
+		    !got)
+			return;
+		c->in_len += got;
+		used = conn_process(c, c->in, c->in_len);
+		if (c->state == CONN_CLOSING)
+			return;
+		memmove(c->in, c->in + used, c->in_len - used);
+		c->in_len -= used;
+		if (c->in_len == 0)
+			in_release(c);
+		return;
+	}
+	if (!conn_recv(c, sh->rbuf, SHARD_RBUF_SIZE, &got) || !got)
+		return;
+	used = conn_process(c, sh->rbuf, got);
+	if (c->state == CONN_CLOSING || used == got)
+		return;
+	if (!in_reserve(c, got - used)) {
+		conn_close(c, -1, "out of memory");
+		return;
+	}
+	memcpy(c->in, sh->rbuf + used, got - used);
+	c->in_len = got - used;
 }

@@ -1,8 +1,7 @@
 /*
  * Listeners and accept.  A listener without an address opens "::" with
  * IPV6_V6ONLY and "0.0.0.0" separately, so the two families behave the
- * same whatever net.ipv6.bindv6only says.  SO_REUSEPORT is set now so each
- * shard can later open its own socket on the same port.
+ * same whatever net.ipv6.bindv6only says.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -130,8 +129,12 @@ static int open_one(struct shard *sh, const struct config_listener *cl,
 		       SOCK_CLOEXEC, ai->ai_protocol);
 	if (l->fd < 0)
 		goto err;
+	/*
+	 * No SO_REUSEPORT yet: with it a second cicada (or anything of the
+	 * same user) could bind the same port and silently take half the
+	 * clients.  Shards will need it; see docs/decisions.md.
+	 */
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ai->ai_family == AF_INET6)
 		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||

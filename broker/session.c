@@ -259,6 +259,9 @@ static bool drop_queued_qos0(struct session *s)
 {
 	struct delivery *prev = NULL, *d;
 
+	/* Counted, so a queue of QoS 1/2 only is not walked per message. */
+	if (!s->queued_qos0)
+		return false;
 	for (d = s->queue; d && d->qos != 0; d = d->next)
 		prev = d;
 	if (!d)
@@ -270,6 +273,7 @@ static bool drop_queued_qos0(struct session *s)
 	if (s->queue_tail == d)
 		s->queue_tail = prev;
 	s->queued_count--;
+	s->queued_qos0--;
 	s->queued_bytes -= d->msg->payload_len;
 	s->broker->stats.publish_dropped++;
 	delivery_free(d);
@@ -321,6 +325,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		s->queue = d;
 	s->queue_tail = d;
 	s->queued_count++;
+	s->queued_qos0 += qos == 0;
 	s->queued_bytes += msg->payload_len;
 	session_pump(s);
 }
@@ -353,6 +358,7 @@ static struct delivery *queue_pop(struct session *s)
 		s->queue_tail = NULL;
 	d->next = NULL;
 	s->queued_count--;
+	s->queued_qos0 -= d->qos == 0;
 	s->queued_bytes -= d->msg->payload_len;
 	return d;
 }

@@ -65,6 +65,7 @@ struct session {
 	uint16_t inflight_max; /* min(ours, client's Receive Maximum) */
 	struct delivery *queue, *queue_tail;
 	uint32_t queued_count;
+	uint32_t queued_qos0; /* of those, QoS 0: what a full queue drops */
 	uint64_t queued_bytes;
 	uint16_t last_packet_id;
 

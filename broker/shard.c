@@ -186,8 +186,14 @@ int shard_init(struct shard *sh, struct broker *b, struct ev_loop *loop)
 	sh->loop = loop;
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
-	if (!sh->subs)
+	sh->rbuf = malloc(SHARD_RBUF_SIZE);
+	if (!sh->subs || !sh->rbuf) {
+		subtree_free(sh->subs);
+		free(sh->rbuf);
+		sh->subs = NULL;
+		sh->rbuf = NULL;
 		return -1;
+	}
 	ev_prepare_init(&sh->flush_watcher, flush_cb);
 	ev_prepare_start(loop, &sh->flush_watcher);
 	ev_timer_init(&sh->tick, tick_cb, 1.0, 1.0);
@@ -201,4 +207,6 @@ void shard_fini(struct shard *sh)
 	ev_timer_stop(sh->loop, &sh->tick);
 	subtree_free(sh->subs);
 	sh->subs = NULL;
+	free(sh->rbuf);
+	sh->rbuf = NULL;
 }

@@ -17,11 +17,14 @@ struct conn;
 struct subtree;
 
 #define SHARD_WHEEL_SLOTS 512
+/* Every read of the shard lands here first (see conn_read_cb). */
+#define SHARD_RBUF_SIZE (64u * 1024u)
 
 struct shard {
 	struct broker *broker;
 	struct ev_loop *loop;
 	struct subtree *subs;
+	uint8_t *rbuf; /* SHARD_RBUF_SIZE bytes, shared by all reads */
 	struct conn *conns; /* every connection of this shard */
 	size_t conn_count;
 	struct conn *flush_list; /* connections with output to write */
