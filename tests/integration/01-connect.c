@@ -33,8 +33,7 @@ static struct broker_proc broker;
 
 static void start_broker(const char *extra)
 {
-	ck_assert_msg(broker_start(&broker, extra) == 0,
-		      "cannot start %s", cicada_bin());
+	broker_start_checked(&broker, extra);
 }
 
 static void setup_default(void)

@@ -30,8 +30,7 @@ static struct broker_proc broker;
 
 static void setup(void)
 {
-	ck_assert_msg(broker_start(&broker, NULL) == 0, "cannot start %s",
-		      cicada_bin());
+	broker_start_checked(&broker, NULL);
 }
 
 static void teardown(void)

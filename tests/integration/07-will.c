@@ -28,25 +28,9 @@
 
 static struct broker_proc broker;
 
-static void kill_broker_at_exit(void)
-{
-	if (broker.pid > 0) {
-		kill(broker.pid, SIGKILL);
-		waitpid(broker.pid, NULL, 0);
-		broker.pid = 0;
-	}
-}
-
 static void setup(void)
 {
-	static bool registered;
-
-	if (!registered) {
-		atexit(kill_broker_at_exit);
-		registered = true;
-	}
-	ck_assert_msg(broker_start(&broker, NULL) == 0,
-		      "cicada did not start (%s)", cicada_bin());
+	broker_start_checked(&broker, NULL);
 }
 
 static void teardown(void)

@@ -4,6 +4,7 @@
  * acceptable on a test machine and start-up fails loudly if it loses.
  */
 #include <arpa/inet.h>
+#include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -124,6 +125,12 @@ int broker_start(struct broker_proc *b, const char *extra_config)
 	}
 	broker_stop(b);
 	return -1;
+}
+
+void broker_start_checked(struct broker_proc *b, const char *extra_config)
+{
+	ck_assert_msg(broker_start(b, extra_config) == 0,
+		      "cicada did not start (%s)", cicada_bin());
 }
 
 void broker_signal(struct broker_proc *b, int sig)

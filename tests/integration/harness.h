@@ -26,6 +26,12 @@ struct broker_proc {
  * Waits until the port accepts connections (at most 10 s).  Returns 0.
  */
 int broker_start(struct broker_proc *b, const char *extra_config);
+/*
+ * broker_start() for a Check fixture: fails the test when cicada does not
+ * start.  A test process that dies takes its broker along (the broker gets
+ * SIGKILL when its parent exits), so no fixture needs an atexit handler.
+ */
+void broker_start_checked(struct broker_proc *b, const char *extra_config);
 /* SIGTERM and wait (at most 10 s); returns the exit status, or -1. */
 int broker_stop(struct broker_proc *b);
 /* Send a signal (SIGHUP for reloads, SIGKILL for crash tests). */
