@@ -503,6 +503,26 @@ START_TEST(test_unsupported_protocol_level)
 }
 END_TEST
 
+/*
+ * Bridges (mosquitto's convention) set the top bit of the level: 0x83 and
+ * 0x84 are accepted as 3.1 and 3.1.1.
+ */
+START_TEST(test_bridge_level_accepted)
+{
+	const uint8_t accepted[] = { 0x20, 0x02, 0x00, 0x00 };
+	int fd;
+
+	fd = raw_open();
+	send_connect(fd, "MQTT", 0x84, 0x02, 60, "bridge-311");
+	expect_bytes(fd, accepted, sizeof(accepted));
+	close(fd);
+	fd = raw_open();
+	send_connect(fd, "MQIsdp", 0x83, 0x02, 60, "bridge-31");
+	expect_bytes(fd, accepted, sizeof(accepted));
+	close(fd);
+}
+END_TEST
+
 /* Not "MQTT" / "MQIsdp": closed without a CONNACK [MQTT-3.1.2-1]. */
 START_TEST(test_wrong_protocol_name)
 {
@@ -1087,6 +1107,7 @@ static Suite *connect_suite(void)
 	tcase_add_test(tc, test_given_id_not_assigned);
 	tcase_add_test(tc, test_v31_client_id_length);
 	tcase_add_test(tc, test_unsupported_protocol_level);
+	tcase_add_test(tc, test_bridge_level_accepted);
 	tcase_add_test(tc, test_wrong_protocol_name);
 	tcase_add_test(tc, test_first_packet_not_connect);
 	tcase_add_loop_test(tc, test_second_connect, 0, 2);
