@@ -14,6 +14,7 @@
 #define CICADA_BROKER_LEVEL_TABLE_H
 
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 /* A SipHash key, one per trie: see level_hash(). */
@@ -74,5 +75,21 @@ int level_table_insert(struct level_table *t, struct level_entry *e);
  * run may move (their slot fields say where).  Never fails.
  */
 void level_table_delete(struct level_table *t, struct level_entry *e);
+
+/* End of the topic level starting at p: the next '/' or the string's end. */
+static inline size_t level_end(const char *s, size_t len, size_t p)
+{
+	const char *slash = p < len ? memchr(s + p, '/', len - p) : NULL;
+
+	return slash ? (size_t)(slash - s) : len;
+}
+
+/* Start of the level ending at e (a '/' or the string's end). */
+static inline size_t level_start(const char *s, size_t e)
+{
+	while (e > 0 && s[e - 1] != '/')
+		e--;
+	return e;
+}
 
 #endif

@@ -114,22 +114,6 @@ static void node_prune(struct retain *r, struct rnode *n)
 	}
 }
 
-/* End of the level starting at p: the next '/' or len. */
-static size_t level_end(const char *s, size_t len, size_t p)
-{
-	const char *slash = p < len ? memchr(s + p, '/', len - p) : NULL;
-
-	return slash ? (size_t)(slash - s) : len;
-}
-
-/* Start of the level ending at e (a '/' or the string's end). */
-static size_t level_start(const char *s, size_t e)
-{
-	while (e > 0 && s[e - 1] != '/')
-		e--;
-	return e;
-}
-
 /*
  * The node of a topic name, made when create is set; NULL when absent, or
  * out of memory (nothing made stays).
