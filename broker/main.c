@@ -9,12 +9,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <math.h>
 #include <signal.h>
@@ -201,6 +203,24 @@ static int load_config(const struct options *opt, struct config *cfg)
 	return 0;
 }
 
+/*
+ * The pid file for init scripts, as mosquitto writes it.  Written once the
+ * listeners are open, removed at a clean exit.
+ */
+static int write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		log_at(LOGL_ERROR, "cannot write pid_file %s: %s", path,
+		       strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	return 0;
+}
+
 struct runtime {
 	struct broker broker;
 	struct shard shard;
@@ -257,6 +277,7 @@ int main(int argc, char **argv)
 	struct options opt = { 0 };
 	struct ev_loop *loop;
 	struct config cfg;
+	char *pid_file = NULL;
 	int rc;
 
 	rc = parse_args(argc, argv, &opt);
@@ -297,6 +318,11 @@ int main(int argc, char **argv)
 		       "retained messages are kept in memory only and lost on restart");
 	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
 		goto err_shard;
+	if (cfg.pid_file) {
+		pid_file = strdup(cfg.pid_file);
+		if (!pid_file || write_pid_file(pid_file) < 0)
+			goto err_listeners;
+	}
 
 	ev_signal_init(&rt.sigint, stop_cb, SIGINT);
 	ev_signal_init(&rt.sigterm, stop_cb, SIGTERM);
@@ -313,10 +339,16 @@ int main(int argc, char **argv)
 	session_destroy_all(&rt.broker);
 	retain_free(rt.broker.retain);
 	shard_fini(&rt.shard);
+	if (pid_file)
+		unlink(pid_file);
+	free(pid_file);
 	log_at(LOGL_NOTICE, "cicada stopped");
 	log_close();
 	return EXIT_SUCCESS;
 
+err_listeners:
+	free(pid_file);
+	listener_close_all(&rt.shard, rt.listeners);
 err_shard:
 	shard_fini(&rt.shard);
 err_config:

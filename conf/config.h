@@ -144,6 +144,7 @@ struct config {
 	bool persistence;
 	const char *persistence_file;	/* see config_persistence_path() */
 	const char *persistence_location; /* directory; NULL: none */
+	const char *pid_file;		/* written at start; NULL: none */
 	unsigned autosave_interval;	/* seconds; durability batch only */
 	enum config_durability durability;
 

@@ -644,6 +644,30 @@ START_TEST(ops_emfile_survived)
 }
 END_TEST
 
+/* pid_file holds the broker's pid while it runs and is gone after. */
+START_TEST(ops_pid_file)
+{
+	char path[160], line[32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cicada.pid", scratch);
+	{
+		char conf[200];
+
+		snprintf(conf, sizeof(conf), "pid_file %s", path);
+		start_broker(conf);
+	}
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), f));
+	fclose(f);
+	ck_assert_int_eq(atol(line), broker.pid);
+	ck_assert_int_eq(broker_stop(&broker), 0);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	broker_remove_files(&broker);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("08-ops");
@@ -659,6 +683,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(cli, ops_bad_usage);
 	tcase_add_test(cli, ops_test_config_good);
 	tcase_add_test(cli, ops_config_errors_name_file_and_line);
+	tcase_add_test(cli, ops_pid_file);
 	suite_add_tcase(s, cli);
 
 	tcase_add_checked_fixture(sys, setup_sys, teardown);

@@ -173,6 +173,8 @@ static const char *get_str(const struct config *c, const char *name)
 		return c->persistence_file;
 	if (strcmp(name, "persistence_location") == 0)
 		return c->persistence_location;
+	if (strcmp(name, "pid_file") == 0)
+		return c->pid_file;
 	if (strcmp(name, "persistence_path") == 0) {
 		ck_assert_int_eq(config_persistence_path(c, path_buf,
 							 sizeof(path_buf)), 0);
@@ -558,6 +560,11 @@ static const struct row rows[] = {
 	{ .text = "persistence_location\n",
 	  .rc = -EINVAL,
 	  .err = "missing value for 'persistence_location'" },
+	{ .text = "pid_file /run/mosquitto/mosquitto.pid\n",
+	  .strs = { { "pid_file", "/run/mosquitto/mosquitto.pid" } } },
+	{ .text = "pid_file\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:1: missing value for 'pid_file'" },
 
 	/* ---- keywords */
 	{ .text = "durability batch\n",
