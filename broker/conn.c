@@ -230,8 +230,14 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* Send the will now (delay handling comes with the MQTT 5 issue). */
-static void conn_publish_will(struct conn *c)
+/*
+ * The will of a connection that ends abnormally: sent now, or with a Will
+ * Delay Interval and a session that outlives the connection, kept by the
+ * session until the delay passes [MQTT-3.1.3-9].
+ */
+static void conn_handle_will(struct conn *c)
 {
+	struct session *s = c->session;
 	struct msg *will = c->will;
 
 	c->will = NULL;
@@ -241,11 +247,12 @@ static void conn_publish_will(struct conn *c)
 		msg_unref(will);
 		return;
 	}
-	if (c->will_expiry)
-		will->expiry_at = shard_now_ms(c->shard) +
-				  (uint64_t)c->will_expiry * 1000u;
-	route_message(c->shard, will);
-	msg_unref(will);
+	if (c->will_delay && s && s->conn == c && s->expiry_interval) {
+		session_park_will(s, will, shard_now(c->shard) + c->will_delay,
+				  c->will_expiry);
+		return;
+	}
+	route_will(c->shard, will, c->will_expiry);
 }
 
 /* Leave the session: gone with the connection, or kept to expire later. */
@@ -289,8 +296,8 @@ void conn_close(struct conn *c, int reason, const char *why)
 	ev_io_stop(sh->loop, &c->wio);
 	conn_flush(c);
 	shutdown(c->fd, SHUT_RDWR);
+	conn_handle_will(c);
 	conn_detach_session(c);
-	conn_publish_will(c);
 	shard_forget(sh, c);
 }
 

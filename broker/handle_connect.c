@@ -96,6 +96,9 @@ static struct session *attach_session(struct conn *c,
 		/* [MQTT-3.1.4-3]: the existing connection is closed. */
 		old->session = NULL;
 		s->conn = NULL;
+		/* The session goes on: a delayed will is not due [MQTT-3.1.3-9]. */
+		if (old->will_delay && !p->clean_start)
+			old->will_suppressed = true;
 		conn_close(old, MQTT_RC_SESSION_TAKEN_OVER,
 			   "session taken over by a new connection");
 	}
@@ -105,6 +108,7 @@ static struct session *attach_session(struct conn *c,
 	}
 	if (s) {
 		*present = true;
+		session_cancel_will(s);
 	} else {
 		s = session_new(b, c->client_id, strlen(c->client_id));
 		if (!s)

@@ -74,6 +74,15 @@ static void route_match_cb(void *arg, void *subscriber,
 	ctx->reached++;
 }
 
+void route_will(struct shard *sh, struct msg *will, uint32_t expiry_interval)
+{
+	if (expiry_interval)
+		will->expiry_at = shard_now_ms(sh) +
+				  (uint64_t)expiry_interval * 1000u;
+	route_message(sh, will);
+	msg_unref(will);
+}
+
 size_t route_message(struct shard *sh, struct msg *msg)
 {
 	struct route_ctx ctx = { .msg = msg, .stamp = ++sh->match_stamp };

@@ -15,4 +15,10 @@ struct shard;
 /* Retain (if flagged) and deliver msg; returns the sessions reached. */
 size_t route_message(struct shard *sh, struct msg *msg);
 
+/*
+ * Publish a will now and drop the caller's reference.  Its Message Expiry
+ * Interval (seconds, 0: none) counts from this moment.
+ */
+void route_will(struct shard *sh, struct msg *will, uint32_t expiry_interval);
+
 #endif

@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/subtree.h"
@@ -165,6 +166,8 @@ void session_destroy(struct session *s)
 	b->session_count--;
 	hand_over_shared(s, s->inflight);
 	hand_over_shared(s, s->queue);
+	/* The session ends before the will delay: the will goes now. */
+	session_send_will(s);
 	for (sub = s->subs; sub; sub = next) {
 		next = sub->next;
 		subtree_remove(b->shard->subs, sub->filter, sub->len, s);
@@ -175,6 +178,31 @@ void session_destroy(struct session *s)
 	free(s->qos2_in);
 	free(s->client_id);
 	free(s);
+}
+
+void session_park_will(struct session *s, struct msg *will, double will_at,
+		       uint32_t expiry_interval)
+{
+	session_cancel_will(s);
+	s->will = will;
+	s->will_at = will_at;
+	s->will_expiry = expiry_interval;
+}
+
+void session_cancel_will(struct session *s)
+{
+	if (s->will)
+		msg_unref(s->will);
+	s->will = NULL;
+}
+
+void session_send_will(struct session *s)
+{
+	struct msg *will = s->will;
+
+	s->will = NULL;
+	if (will)
+		route_will(s->broker->shard, will, s->will_expiry);
 }
 
 void session_destroy_all(struct broker *b)

@@ -69,6 +69,15 @@ struct session {
 	uint64_t queued_bytes;
 	uint16_t last_packet_id;
 
+	/*
+	 * MQTT 5 Will Delay: a will waiting for will_at (monotonic seconds),
+	 * sent then or at session end, whichever first, unless the client
+	 * comes back [MQTT-3.1.3-9].
+	 */
+	struct msg *will;
+	uint32_t will_expiry; /* its Message Expiry Interval */
+	double will_at;
+
 	/* QoS 2 packet ids received and PUBREC'd, awaiting PUBREL. */
 	uint16_t *qos2_in;
 	uint32_t qos2_in_count, qos2_in_cap;
@@ -88,6 +97,14 @@ struct session *session_find(struct broker *b, const char *id, size_t len);
 struct session *session_new(struct broker *b, const char *id, size_t len);
 /* Unsubscribe everything, drop every message, unregister and free. */
 void session_destroy(struct session *s);
+
+/* Keep a will until will_at (replacing one kept before). */
+void session_park_will(struct session *s, struct msg *will, double will_at,
+		       uint32_t expiry_interval);
+/* The client is back: a parked will is not sent. */
+void session_cancel_will(struct session *s);
+/* Send a parked will now, if any. */
+void session_send_will(struct session *s);
 
 /* At exit: destroy every session and the registry. */
 void session_destroy_all(struct broker *b);

@@ -162,6 +162,8 @@ static void expire_sessions(struct shard *sh, double now)
 
 		for (; s; s = next) {
 			next = s->hnext;
+			if (s->will && !s->conn && s->will_at <= now)
+				session_send_will(s);
 			if (!s->conn && s->expire_at <= now)
 				session_destroy(s);
 		}

@@ -107,6 +107,8 @@ struct will {
 	bool retain;
 	uint16_t keep_alive;
 	struct mqtt_props props; /* 5.0 will properties */
+	uint32_t session_expiry; /* 5.0 CONNECT Session Expiry Interval */
+	bool resume; /* clean start 0 */
 };
 
 /* A raw client with the will; returns its socket after CONNACK 0. */
@@ -128,6 +130,11 @@ static int will_client(const char *id, uint8_t version, const struct will *w)
 	con.will_payload.len = strlen(w->payload);
 	if (version == MQTT_V5)
 		con.will_props = w->props;
+	if (w->session_expiry) {
+		con.props.session_expiry_interval = w->session_expiry;
+		mqtt_props_set(&con.props, MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+	}
+	con.clean_start = !w->resume;
 	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &con, buf, sizeof(buf), NULL),
 			 0);
 	return fd;
@@ -427,6 +434,68 @@ START_TEST(will_properties_forwarded)
 }
 END_TEST
 
+/* A will with a Will Delay Interval of seconds, session kept 60 s. */
+static struct will delayed_will(uint32_t delay, uint32_t session_expiry)
+{
+	struct will w = { .topic = "will/delayed", .payload = "late", .qos = 1,
+			  .session_expiry = session_expiry };
+
+	w.props.will_delay_interval = delay;
+	mqtt_props_set(&w.props, MQTT_PROP_WILL_DELAY_INTERVAL);
+	return w;
+}
+
+/* Not before the Will Delay Interval, then sent [MQTT-3.1.3-9]. */
+START_TEST(will_delay_waits)
+{
+	struct will w = delayed_will(2, 60);
+	MQTTClient obs = observer("w-obs", MQTT_V5, 1);
+	int fd = will_client("w-delay", MQTT_V5, &w);
+	double closed;
+	char *topic = NULL;
+	MQTTClient_message *m = NULL;
+
+	close(fd);
+	closed = now_s();
+	ck_assert_int_eq(pc_receive(obs, 1000, &topic, &m), 0);
+	expect_msg(obs, "will/delayed", "late", 1, 0);
+	ck_assert(now_s() - closed >= 1.5);
+	pc_close(&obs);
+}
+END_TEST
+
+/* The client comes back within the delay: no will [MQTT-3.1.3-9]. */
+START_TEST(will_delay_cancelled_by_reconnect)
+{
+	struct will w = delayed_will(2, 60);
+	MQTTClient obs = observer("w-obs", MQTT_V5, 1);
+	int fd = will_client("w-back", MQTT_V5, &w);
+	struct will again = { .topic = "will/other", .payload = "x",
+			      .session_expiry = 60, .resume = true };
+
+	close(fd);
+	fd = will_client("w-back", MQTT_V5, &again);
+	usleep(3000 * 1000); /* past the first will's delay */
+	expect_nothing(obs, MQTT_V5);
+	close(fd);
+	expect_msg(obs, "will/other", "x", 0, 0);
+	pc_close(&obs);
+}
+END_TEST
+
+/* The session ends before the delay: the will goes then [MQTT-3.1.3-9]. */
+START_TEST(will_delay_session_ends_first)
+{
+	struct will w = delayed_will(30, 1);
+	MQTTClient obs = observer("w-obs", MQTT_V5, 1);
+	int fd = will_client("w-short", MQTT_V5, &w);
+
+	close(fd);
+	expect_msg(obs, "will/delayed", "late", 1, 0);
+	pc_close(&obs);
+}
+END_TEST
+
 static Suite *will_suite(void)
 {
 	Suite *s = suite_create("07-will");
@@ -444,6 +513,9 @@ static Suite *will_suite(void)
 	tcase_add_loop_test(tc, will_retain_honoured, 4, 6);
 	tcase_add_loop_test(tc, will_qos_honoured, 4, 6);
 	tcase_add_test(tc, will_properties_forwarded);
+	tcase_add_test(tc, will_delay_waits);
+	tcase_add_test(tc, will_delay_cancelled_by_reconnect);
+	tcase_add_test(tc, will_delay_session_ends_first);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -37,6 +37,13 @@ struct call {
 static struct call calls[MAX_CALLS];
 static size_t ncalls;
 
+/* route_will() reads the clock; a fixed one keeps shard.c out of the link. */
+double shard_now(struct shard *sh)
+{
+	(void)sh;
+	return 1000.0;
+}
+
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group)

@@ -67,6 +67,17 @@ static void *test_realloc(void *p, size_t size)
 /* shard_now_ms() reads the shard's clock through shard_now(): ours. */
 static double fake_now = 1000000.0;
 
+/* Wills the session sent (parked ones, at session end or when due). */
+static unsigned wills_sent;
+
+void route_will(struct shard *sh, struct msg *will, uint32_t expiry_interval)
+{
+	(void)sh;
+	(void)expiry_interval;
+	wills_sent++;
+	msg_unref(will);
+}
+
 double shard_now(struct shard *sh)
 {
 	(void)sh;
@@ -1335,6 +1346,36 @@ START_TEST(test_shared_qos0_keeps_no_group)
 }
 END_TEST
 
+/*
+ * A parked will (MQTT 5 Will Delay) is dropped when the client comes back,
+ * replaced by a newer one, and sent when the session ends first
+ * [MQTT-3.1.3-9].
+ */
+START_TEST(test_parked_will)
+{
+	struct session *s = new_session("w");
+	struct msg *a = msg_new("will/a", 6, (const uint8_t *)"x", 1, NULL, 0,
+				1, false);
+	struct msg *b = msg_new("will/b", 6, (const uint8_t *)"y", 1, NULL, 0,
+				1, false);
+
+	wills_sent = 0;
+	session_park_will(s, a, fake_now + 5, 0);
+	ck_assert_ptr_eq(s->will, a);
+	session_cancel_will(s); /* reconnected in time: not sent */
+	ck_assert_ptr_null(s->will);
+	ck_assert_uint_eq(wills_sent, 0);
+	session_park_will(s, b, fake_now + 5, 0);
+	session_send_will(s); /* due */
+	ck_assert_uint_eq(wills_sent, 1);
+	ck_assert_ptr_null(s->will);
+	b = msg_new("will/b", 6, (const uint8_t *)"y", 1, NULL, 0, 1, false);
+	session_park_will(s, b, fake_now + 5, 0);
+	session_destroy(s); /* the session ends before the delay */
+	ck_assert_uint_eq(wills_sent, 2);
+}
+END_TEST
+
 /* Forgetting group "g" leaves "gg" alone. */
 START_TEST(test_forget_group_exact_name)
 {
@@ -1533,6 +1574,7 @@ static Suite *session_suite(void)
 			    NELEM(handover_rows));
 	tcase_add_test(tc, test_shared_qos0_keeps_no_group);
 	tcase_add_test(tc, test_forget_group_exact_name);
+	tcase_add_test(tc, test_parked_will);
 	tcase_add_test(tc, test_forget_group_other_filter_kept);
 	tcase_add_test(tc, test_oom_session_new);
 	tcase_add_test(tc, test_oom_add_sub);

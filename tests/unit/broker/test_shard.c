@@ -110,6 +110,12 @@ void session_destroy(struct session *s)
 	broker.session_count--;
 }
 
+/* The tick sends parked wills that are due; here it only takes them. */
+void session_send_will(struct session *s)
+{
+	s->will = NULL;
+}
+
 void sys_tick(struct shard *sh, double now)
 {
 	record(REC_SYS, sh)->now = now;
