@@ -76,6 +76,21 @@ int level_table_insert(struct level_table *t, struct level_entry *e);
  */
 void level_table_delete(struct level_table *t, struct level_entry *e);
 
+/*
+ * Fill the entry of a node whose level bytes live in storage (the node's
+ * own flexible array, len bytes long): copy level there and point at it.
+ */
+static inline void level_entry_init(struct level_entry *e, char *storage,
+				    const char *level, size_t len,
+				    uint64_t hash)
+{
+	e->hash = hash;
+	e->len = len;
+	e->level = storage;
+	if (len)
+		memcpy(storage, level, len);
+}
+
 /* End of the topic level starting at p: the next '/' or the string's end. */
 static inline size_t level_end(const char *s, size_t len, size_t p)
 {

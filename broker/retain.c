@@ -82,11 +82,7 @@ static struct rnode *node_new(struct retain *r, struct rnode *parent,
 	if (!n)
 		return NULL;
 	n->parent = parent;
-	n->entry.hash = hash;
-	n->entry.len = len;
-	n->entry.level = n->level;
-	if (len)
-		memcpy(n->level, level, len);
+	level_entry_init(&n->entry, n->level, level, len, hash);
 	r->nodes++;
 	return n;
 }

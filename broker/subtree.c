@@ -331,11 +331,7 @@ static struct node *node_new(struct subtree *t, struct node *parent,
 	if (!n)
 		return NULL;
 	n->parent = parent;
-	n->entry.hash = hash;
-	n->entry.len = len;
-	n->entry.level = n->level;
-	if (len)
-		memcpy(n->level, level, len);
+	level_entry_init(&n->entry, n->level, level, len, hash);
 	t->nodes++;
 	return n;
 }

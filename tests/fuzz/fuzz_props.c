@@ -24,16 +24,9 @@
 
 #include "protocol/mqtt.h"
 #include "protocol/topic.h"
+#include "tests/fuzz/fuzz_check.h"
 
 /* The line says which invariant broke, before libFuzzer's stack trace. */
-#define CHECK(cond)                                                    \
-	do {                                                           \
-		if (!(cond)) {                                         \
-			fprintf(stderr, "fuzz_props.c:%d: CHECK(%s)\n", \
-				__LINE__, #cond);                      \
-			abort();                                       \
-		}                                                      \
-	} while (0)
 
 static bool in_block(const struct mqtt_bytes *b, const uint8_t *blk,
 		     size_t len)
@@ -43,12 +36,6 @@ static bool in_block(const struct mqtt_bytes *b, const uint8_t *blk,
 	return b->data && d >= lo && d <= hi && b->len <= hi - d;
 }
 
-static bool bytes_same(const struct mqtt_bytes *a, const struct mqtt_bytes *b)
-{
-	return a->len == b->len && (a->len == 0 ||
-				    memcmp(a->data, b->data, a->len) == 0);
-}
-
 static void check_err(int rc)
 {
 	const char *s = mqtt_err_str(rc);
@@ -56,12 +43,6 @@ static void check_err(int rc)
 	CHECK(rc < 0 && rc != MQTT_E_INCOMPLETE);
 	CHECK(s && s[0] && strcmp(s, "unknown error") != 0);
 	CHECK(mqtt_err_reason(rc) >= 0x80);
-}
-
-static bool is_repeated(uint8_t id)
-{
-	return id == MQTT_PROP_USER_PROPERTY ||
-	       id == MQTT_PROP_SUBSCRIPTION_IDENTIFIER;
 }
 
 /* Flags: 0 or 1 only (MQTT 5.0 section 3.1.2.11, 3.2.2.3). */
@@ -80,48 +61,6 @@ static bool is_boolean(uint8_t id)
 	default:
 		return false;
 	}
-}
-
-/*
- * The decoded field of a property that may appear once: its bytes for
- * string and binary types, else its number.  False for the repeatable ones
- * and unknown ids.
- */
-static bool prop_field(const struct mqtt_props *p, uint8_t id, uint32_t *num,
-		       struct mqtt_bytes *str)
-{
-	*num = 0;
-	str->data = NULL;
-	str->len = 0;
-	switch (id) {
-	case MQTT_PROP_PAYLOAD_FORMAT_INDICATOR: *num = p->payload_format_indicator; break;
-	case MQTT_PROP_MESSAGE_EXPIRY_INTERVAL: *num = p->message_expiry_interval; break;
-	case MQTT_PROP_CONTENT_TYPE: *str = p->content_type; break;
-	case MQTT_PROP_RESPONSE_TOPIC: *str = p->response_topic; break;
-	case MQTT_PROP_CORRELATION_DATA: *str = p->correlation_data; break;
-	case MQTT_PROP_SESSION_EXPIRY_INTERVAL: *num = p->session_expiry_interval; break;
-	case MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER: *str = p->assigned_client_identifier; break;
-	case MQTT_PROP_SERVER_KEEP_ALIVE: *num = p->server_keep_alive; break;
-	case MQTT_PROP_AUTHENTICATION_METHOD: *str = p->authentication_method; break;
-	case MQTT_PROP_AUTHENTICATION_DATA: *str = p->authentication_data; break;
-	case MQTT_PROP_REQUEST_PROBLEM_INFORMATION: *num = p->request_problem_information; break;
-	case MQTT_PROP_WILL_DELAY_INTERVAL: *num = p->will_delay_interval; break;
-	case MQTT_PROP_REQUEST_RESPONSE_INFORMATION: *num = p->request_response_information; break;
-	case MQTT_PROP_RESPONSE_INFORMATION: *str = p->response_information; break;
-	case MQTT_PROP_SERVER_REFERENCE: *str = p->server_reference; break;
-	case MQTT_PROP_REASON_STRING: *str = p->reason_string; break;
-	case MQTT_PROP_RECEIVE_MAXIMUM: *num = p->receive_maximum; break;
-	case MQTT_PROP_TOPIC_ALIAS_MAXIMUM: *num = p->topic_alias_maximum; break;
-	case MQTT_PROP_TOPIC_ALIAS: *num = p->topic_alias; break;
-	case MQTT_PROP_MAXIMUM_QOS: *num = p->maximum_qos; break;
-	case MQTT_PROP_RETAIN_AVAILABLE: *num = p->retain_available; break;
-	case MQTT_PROP_MAXIMUM_PACKET_SIZE: *num = p->maximum_packet_size; break;
-	case MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE: *num = p->wildcard_subscription_available; break;
-	case MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE: *num = p->subscription_identifier_available; break;
-	case MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE: *num = p->shared_subscription_available; break;
-	default: return false;
-	}
-	return true;
 }
 
 /*
@@ -231,52 +170,6 @@ static struct walk check_walk(const struct mqtt_props *p, int packet_type)
 	 */
 	CHECK(mqtt_props_size(p) == p->raw.len);
 	return w;
-}
-
-/*
- * The repeated properties of id, in order, are the same in both blocks:
- * order is meaningful for user properties [MQTT-3.3.2-18].
- */
-static void check_repeated_same(const struct mqtt_props *a,
-				const struct mqtt_props *b, uint8_t id)
-{
-	struct mqtt_prop va, vb;
-	size_t oa = 0, ob = 0;
-	bool more_a, more_b;
-
-	for (;;) {
-		while ((more_a = mqtt_prop_next(&a->raw, &oa, &va)) && va.id != id)
-			;
-		while ((more_b = mqtt_prop_next(&b->raw, &ob, &vb)) && vb.id != id)
-			;
-		CHECK(more_a == more_b);
-		if (!more_a)
-			return;
-		CHECK(va.num == vb.num && bytes_same(&va.str, &vb.str) &&
-		      bytes_same(&va.value, &vb.value));
-	}
-}
-
-/* Same properties, whatever the order of the once-only ones. */
-static void check_props_same(const struct mqtt_props *a,
-			     const struct mqtt_props *b)
-{
-	uint32_t na, nb;
-	struct mqtt_bytes sa, sb;
-
-	CHECK(a->present == b->present);
-	CHECK(a->user_count == b->user_count);
-	CHECK(a->subscription_id_count == b->subscription_id_count);
-	CHECK(a->subscription_id == b->subscription_id);
-	for (uint8_t id = 1; id < 64; id++) {
-		if (!mqtt_props_has(a, id) || is_repeated(id))
-			continue;
-		CHECK(prop_field(a, id, &na, &sa));
-		CHECK(prop_field(b, id, &nb, &sb));
-		CHECK(na == nb && bytes_same(&sa, &sb));
-	}
-	check_repeated_same(a, b, MQTT_PROP_USER_PROPERTY);
-	check_repeated_same(a, b, MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
 }
 
 static const struct mqtt_bytes name_a = { (const uint8_t *)"a", 1 };
