@@ -1,0 +1,537 @@
+/*
+ * The store object: open and close, and the store_*_put/del calls.
+ *
+ * Those calls run on the broker's threads, so they never touch SQLite:
+ * each copies its arguments into one allocation (struct op), appends it
+ * to the queue under st->lock and gives it the next sequence number.  The
+ * writer thread (writer.c) takes the whole queue at once, which is what
+ * makes commits group commits.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "storage/store_int.h"
+
+/* ---------------------------------------------------------------- errors */
+
+int store_sqlite_err(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+	int sys = db ? sqlite3_system_errno(db) : 0;
+	const char *msg = db ? sqlite3_errmsg(db) : "out of memory";
+
+	/* "unable to open database file" alone does not say why. */
+	if (sys)
+		snprintf(err, errlen, "%s: %s (%s)", path, msg, strerror(sys));
+	else
+		snprintf(err, errlen, "%s: %s", path, msg);
+	return -EIO;
+}
+
+void store_set_failed(struct store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* Only the writer (or the opener before it) gets here. */
+	if (atomic_load(&st->failed))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(st->failed_msg, sizeof(st->failed_msg), fmt, ap);
+	va_end(ap);
+	atomic_store_explicit(&st->failed, st->failed_msg,
+			      memory_order_release);
+}
+
+const char *store_failed(const struct store *st)
+{
+	return atomic_load_explicit(&((struct store *)st)->failed,
+				    memory_order_acquire);
+}
+
+uint64_t store_submitted(const struct store *st)
+{
+	return atomic_load(&((struct store *)st)->submitted);
+}
+
+uint64_t store_committed(const struct store *st)
+{
+	return atomic_load(&((struct store *)st)->committed);
+}
+
+uint64_t store_max_id(const struct store *st)
+{
+	return st->max_id;
+}
+
+/* ------------------------------------------------------------- open/close */
+
+static int max_id(struct store *st, char *err, size_t errlen)
+{
+	static const char sql[] =
+		"SELECT max(coalesce((SELECT max(id) FROM msg), 0),"
+		" coalesce((SELECT max(id) FROM delivery), 0))";
+	sqlite3_stmt *s;
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlite_err(st->db, st->path, err, errlen);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		st->max_id = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return store_sqlite_err(st->db, st->path, err, errlen);
+	return 0;
+}
+
+/* WAL, and how hard each commit syncs. */
+static int set_pragmas(struct store *st, char *err, size_t errlen)
+{
+	sqlite3_stmt *s;
+	const char *mode;
+	bool wal;
+	int rc;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
+				NULL);
+	if (rc != SQLITE_OK)
+		return store_sqlite_err(st->db, st->path, err, errlen);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return store_sqlite_err(st->db, st->path, err, errlen);
+	}
+	mode = (const char *)sqlite3_column_text(s, 0);
+	wal = mode && !strcmp(mode, "wal");
+	if (!wal)
+		snprintf(err, errlen,
+			 "%s: cannot use write-ahead logging (journal mode "
+			 "stays %s)",
+			 st->path, mode ? mode : "unknown");
+	sqlite3_finalize(s);
+	if (!wal)
+		return -EIO;
+	if (sqlite3_exec(st->db,
+			 st->strict ? "PRAGMA synchronous = FULL" :
+				      "PRAGMA synchronous = NORMAL",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return store_sqlite_err(st->db, st->path, err, errlen);
+	return 0;
+}
+
+static int init_sync(struct store *st)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	rc = pthread_mutex_init(&st->lock, NULL);
+	if (rc)
+		return -rc;
+	rc = pthread_condattr_init(&ca);
+	if (rc)
+		goto out_mutex;
+	/* Batch deadlines must not move with the wall clock. */
+	rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!rc)
+		rc = pthread_cond_init(&st->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc)
+		goto out_mutex;
+	return 0;
+
+out_mutex:
+	pthread_mutex_destroy(&st->lock);
+	return -rc;
+}
+
+int store_open(struct store **out, const struct store_options *opts,
+	       char *err, size_t errlen)
+{
+	struct store *st;
+	int64_t version;
+	int rc;
+
+	*out = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		goto out_nomem;
+	st->path = strdup(opts->path);
+	if (!st->path) {
+		free(st);
+		goto out_nomem;
+	}
+	st->strict = opts->strict;
+	st->batch_interval_ms = opts->batch_interval_ms;
+	st->notify = opts->notify;
+	st->notify_arg = opts->notify_arg;
+	rc = init_sync(st);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", st->path, strerror(-rc));
+		free(st->path);
+		free(st);
+		return rc;
+	}
+
+	/* One thread at a time uses the connection: no SQLite mutexes. */
+	rc = sqlite3_open_v2(st->path, &st->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = st->db ? store_sqlite_err(st->db, st->path, err, errlen) :
+			      -ENOMEM;
+		goto out_close;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	/* Before anything writes: a newer cicada's file stays untouched. */
+	rc = store_schema_read(st->db, st->path, &version, err, errlen);
+	if (rc == 0)
+		rc = store_schema_refuse_newer(st->path, version, err, errlen);
+	if (rc < 0)
+		goto out_close;
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		snprintf(err, errlen, "%s: the file is read-only", st->path);
+		rc = -EIO;
+		goto out_close;
+	}
+	rc = set_pragmas(st, err, errlen);
+	if (rc == 0)
+		rc = store_schema_migrate(st->db, st->path, version, err,
+					  errlen);
+	if (rc == 0)
+		rc = max_id(st, err, errlen);
+	if (rc == 0 && store_writer_prepare(st) != SQLITE_OK)
+		rc = store_sqlite_err(st->db, st->path, err, errlen);
+	if (rc < 0)
+		goto out_close;
+	*out = st;
+	return 0;
+
+out_close:
+	store_writer_finalize(st);
+	sqlite3_close(st->db);
+	pthread_cond_destroy(&st->wake);
+	pthread_mutex_destroy(&st->lock);
+	free(st->path);
+	free(st);
+	return rc;
+
+out_nomem:
+	snprintf(err, errlen, "%s: %s", opts->path, strerror(ENOMEM));
+	return -ENOMEM;
+}
+
+int store_start(struct store *st)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (st->started)
+		return -EALREADY;
+	/* The broker's signals go to the broker's threads, never to ours. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&st->thread, NULL, store_writer_main, st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc)
+		return -rc;
+	st->started = true;
+	return 0;
+}
+
+void store_ops_free(struct op *op)
+{
+	struct op *next;
+
+	for (; op; op = next) {
+		next = op->next;
+		free(op);
+	}
+}
+
+void store_close(struct store *st)
+{
+	struct op *batch;
+	uint64_t seq;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stop = true;
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+	if (st->started) {
+		pthread_join(st->thread, NULL);
+	} else {
+		/* Never started: what was recorded still gets committed. */
+		batch = st->head;
+		seq = atomic_load(&st->submitted);
+		st->head = st->tail = NULL;
+		if (batch)
+			store_writer_batch(st, batch, seq);
+	}
+	store_ops_free(st->head);
+	store_writer_finalize(st);
+	sqlite3_close(st->db);
+	pthread_cond_destroy(&st->wake);
+	pthread_mutex_destroy(&st->lock);
+	free(st->gc);
+	free(st->path);
+	free(st);
+}
+
+/* ------------------------------------------------------------------ queue */
+
+/*
+ * A new op of kind with room for blobs of len[0..2] bytes, copied from
+ * src[i] unless src[i] is NULL (the caller fills that one).  NULL when
+ * out of memory.
+ */
+static struct op *op_new(enum op_kind kind, const size_t len[3],
+			 const void *const src[3])
+{
+	size_t total = 0;
+	struct op *op;
+	uint8_t *p;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (len[i] > SIZE_MAX - sizeof(*op) - total)
+			return NULL;
+		total += len[i];
+	}
+	op = malloc(sizeof(*op) + total);
+	if (!op)
+		return NULL;
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	p = op->data;
+	for (i = 0; i < 3; i++) {
+		op->blob[i].p = p;
+		op->blob[i].len = len[i];
+		if (src[i] && len[i])
+			memcpy(p, src[i], len[i]);
+		p += len[i];
+	}
+	return op;
+}
+
+/* Queue op (taking it) and wake the writer if the queue was empty. */
+static int op_submit(struct store *st, struct op *op)
+{
+	bool was_empty;
+
+	if (!op)
+		return -ENOMEM;
+	pthread_mutex_lock(&st->lock);
+	if (atomic_load(&st->failed)) {
+		pthread_mutex_unlock(&st->lock);
+		free(op);
+		return -EIO;
+	}
+	was_empty = !st->head;
+	if (st->tail)
+		st->tail->next = op;
+	else
+		st->head = op;
+	st->tail = op;
+	atomic_store(&st->submitted, atomic_load(&st->submitted) + 1);
+	/* A non-empty queue already has the writer's attention. */
+	if (was_empty)
+		pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+int store_msg_put(struct store *st, const struct store_msg *m)
+{
+	const size_t len[3] = { m->topic_len, m->payload_len, m->props_len };
+	const void *const src[3] = { m->topic, m->payload, m->props };
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_MSG_PUT, len, src);
+	if (op) {
+		op->u.msg.id = m->id;
+		op->u.msg.expiry_at_ms = m->expiry_at_ms;
+		op->u.msg.qos = m->qos;
+		op->u.msg.retain = m->retain;
+	}
+	return op_submit(st, op);
+}
+
+int store_session_put(struct store *st, const struct store_session *s)
+{
+	const size_t len[3] = { s->client_id_len, 0, 0 };
+	const void *const src[3] = { s->client_id, NULL, NULL };
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_SESSION_PUT, len, src);
+	if (op) {
+		op->u.session.version = s->version;
+		op->u.session.expiry_interval = s->expiry_interval;
+		op->u.session.offline_since = s->offline_since;
+		op->u.session.will_msg_id = s->will_msg_id;
+		op->u.session.will_delay = s->will_delay;
+	}
+	return op_submit(st, op);
+}
+
+int store_session_del(struct store *st, const char *client_id, size_t len)
+{
+	const size_t lens[3] = { len, 0, 0 };
+	const void *const src[3] = { client_id, NULL, NULL };
+
+	if (store_failed(st))
+		return -EIO;
+	return op_submit(st, op_new(OP_SESSION_DEL, lens, src));
+}
+
+int store_sub_put(struct store *st, const struct store_sub *sub)
+{
+	const size_t len[3] = { sub->client_id_len, sub->filter_len, 0 };
+	const void *const src[3] = { sub->client_id, sub->filter, NULL };
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_SUB_PUT, len, src);
+	if (op) {
+		op->u.sub.options = sub->options;
+		op->u.sub.sub_id = sub->sub_id;
+	}
+	return op_submit(st, op);
+}
+
+int store_sub_del(struct store *st, const char *client_id, size_t id_len,
+		  const char *filter, size_t filter_len)
+{
+	const size_t len[3] = { id_len, filter_len, 0 };
+	const void *const src[3] = { client_id, filter, NULL };
+
+	if (store_failed(st))
+		return -EIO;
+	return op_submit(st, op_new(OP_SUB_DEL, len, src));
+}
+
+int store_delivery_put(struct store *st, const struct store_delivery *d)
+{
+	const size_t len[3] = { d->client_id_len,
+				(size_t)d->sub_id_count * 4, 0 };
+	const void *const src[3] = { d->client_id, NULL, NULL };
+	struct op *op;
+	uint8_t *p;
+	unsigned i;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_DELIVERY_PUT, len, src);
+	if (op) {
+		op->u.delivery.id = d->id;
+		op->u.delivery.msg_id = d->msg_id;
+		op->u.delivery.packet_id = d->packet_id;
+		op->u.delivery.qos = d->qos;
+		op->u.delivery.state = d->state;
+		op->u.delivery.retain = d->retain;
+		/* Little-endian whatever the host, so the file moves. */
+		p = (uint8_t *)op->blob[1].p;
+		for (i = 0; i < d->sub_id_count; i++) {
+			p[4 * i] = (uint8_t)d->sub_ids[i];
+			p[4 * i + 1] = (uint8_t)(d->sub_ids[i] >> 8);
+			p[4 * i + 2] = (uint8_t)(d->sub_ids[i] >> 16);
+			p[4 * i + 3] = (uint8_t)(d->sub_ids[i] >> 24);
+		}
+	}
+	return op_submit(st, op);
+}
+
+int store_delivery_update(struct store *st, uint64_t delivery_id,
+			  uint16_t packet_id, uint8_t state)
+{
+	static const size_t len[3];
+	static const void *const src[3];
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_DELIVERY_UPDATE, len, src);
+	if (op) {
+		op->u.delivery.id = delivery_id;
+		op->u.delivery.packet_id = packet_id;
+		op->u.delivery.state = state;
+	}
+	return op_submit(st, op);
+}
+
+int store_delivery_del(struct store *st, uint64_t delivery_id)
+{
+	static const size_t len[3];
+	static const void *const src[3];
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_DELIVERY_DEL, len, src);
+	if (op)
+		op->u.delivery.id = delivery_id;
+	return op_submit(st, op);
+}
+
+int store_retain_put(struct store *st, uint64_t msg_id)
+{
+	static const size_t len[3];
+	static const void *const src[3];
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(OP_RETAIN_PUT, len, src);
+	if (op)
+		op->u.retain_msg_id = msg_id;
+	return op_submit(st, op);
+}
+
+int store_retain_del(struct store *st, const char *topic, size_t len)
+{
+	const size_t lens[3] = { len, 0, 0 };
+	const void *const src[3] = { topic, NULL, NULL };
+
+	if (store_failed(st))
+		return -EIO;
+	return op_submit(st, op_new(OP_RETAIN_DEL, lens, src));
+}
+
+static int qos2_op(struct store *st, enum op_kind kind,
+		   const char *client_id, size_t len, uint16_t packet_id)
+{
+	const size_t lens[3] = { len, 0, 0 };
+	const void *const src[3] = { client_id, NULL, NULL };
+	struct op *op;
+
+	if (store_failed(st))
+		return -EIO;
+	op = op_new(kind, lens, src);
+	if (op)
+		op->u.packet_id = packet_id;
+	return op_submit(st, op);
+}
+
+int store_qos2_in_put(struct store *st, const char *client_id, size_t len,
+		      uint16_t packet_id)
+{
+	return qos2_op(st, OP_QOS2_PUT, client_id, len, packet_id);
+}
+
+int store_qos2_in_del(struct store *st, const char *client_id, size_t len,
+		      uint16_t packet_id)
+{
+	return qos2_op(st, OP_QOS2_DEL, client_id, len, packet_id);
+}
