@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct persist;
 struct retain;
 struct session;
 struct shard;
@@ -50,6 +51,7 @@ struct broker {
 	struct broker_limits limits;
 	struct broker_stats stats;
 	struct retain *retain;
+	struct persist *persist; /* NULL: memory only */
 	struct shard *shard; /* one for now */
 	/* Session registry: client id -> session, chained hash. */
 	struct session **sessions;

@@ -14,11 +14,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/handle.h"
 #include "broker/listener.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -129,6 +131,56 @@ static uint32_t expiry_left(struct conn *c, const struct msg *msg)
 	return (uint32_t)((msg->expiry_at - now + 999) / 1000);
 }
 
+struct conn_alias {
+	uint32_t hash;
+	char *topic; /* NUL-terminated copy */
+};
+
+static uint32_t topic_hash(const char *t, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)t[i]) * 16777619u;
+	return h;
+}
+
+/*
+ * The alias for msg's topic: found (*is_new false), or the next one to
+ * assign (*is_new true), or 0 when there is none to use.
+ */
+static uint16_t alias_for(struct conn *c, const struct msg *msg,
+			  uint32_t hash, bool *is_new)
+{
+	*is_new = false;
+	if (!c->topic_aliases_out)
+		return 0;
+	for (uint16_t i = 0; i < c->topic_alias_out_count; i++) {
+		const struct conn_alias *a = &c->topic_aliases_out[i];
+
+		if (a->hash == hash && strcmp(a->topic, msg->topic) == 0)
+			return (uint16_t)(i + 1);
+	}
+	if (c->topic_alias_out_count == c->topic_alias_max_out)
+		return 0;
+	*is_new = true;
+	return (uint16_t)(c->topic_alias_out_count + 1);
+}
+
+/* The client now knows alias for msg's topic. */
+static void alias_learned(struct conn *c, const struct msg *msg,
+			  uint32_t hash)
+{
+	struct conn_alias *a =
+		&c->topic_aliases_out[c->topic_alias_out_count];
+
+	a->topic = strdup(msg->topic);
+	if (!a->topic)
+		return; /* the alias stays unused: the client ignores it */
+	a->hash = hash;
+	c->topic_alias_out_count++;
+}
+
 bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		       bool retain, bool dup, uint16_t packet_id,
 		       const uint32_t *sub_ids, uint8_t sub_id_count)
@@ -141,11 +193,21 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		.topic = { (const uint8_t *)msg->topic, msg->topic_len },
 		.payload = { msg->payload, msg->payload_len },
 	};
+	uint32_t hash = 0;
+	uint16_t alias = 0;
+	bool new_alias = false;
 	size_t hdr;
 	int n;
 
 	if (c->state == CONN_CLOSING || c->broken)
 		return false;
+	if (c->topic_alias_max_out && !c->topic_aliases_out && msg->topic_len > 2)
+		c->topic_aliases_out = calloc(c->topic_alias_max_out,
+					      sizeof(struct conn_alias));
+	if (c->topic_aliases_out && msg->topic_len > 2) {
+		hash = topic_hash(msg->topic, msg->topic_len);
+		alias = alias_for(c, msg, hash, &new_alias);
+	}
 	if (c->version == MQTT_V5) {
 		/* Stored properties were validated when the message came in. */
 		if (msg->props_len)
@@ -161,6 +223,13 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 			pub.props.subscription_id_count = sub_id_count;
 			mqtt_props_set(&pub.props,
 				       MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+		}
+		if (alias) {
+			pub.props.topic_alias = alias;
+			mqtt_props_set(&pub.props, MQTT_PROP_TOPIC_ALIAS);
+			/* A known alias goes without its name. */
+			if (!new_alias)
+				pub.topic.len = 0;
 		}
 	}
 	hdr = mqtt_publish_header_size(&pub, c->version);
@@ -180,6 +249,8 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 	if (n < 0)
 		return false;
 	c->out_len += (size_t)n;
+	if (new_alias)
+		alias_learned(c, msg, hash);
 	memcpy(c->out + c->out_len, msg->payload, msg->payload_len);
 	c->out_len += msg->payload_len;
 	c->shard->broker->stats.msgs_sent++;
@@ -189,6 +260,15 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 
 void conn_flush(struct conn *c)
 {
+	if (c->hold_seq) {
+		if (!persist_is_committed(c->shard->broker, c->hold_seq)) {
+			/* A closing connection's output is dropped instead. */
+			if (c->state != CONN_CLOSING)
+				shard_hold(c->shard, c);
+			return;
+		}
+		c->hold_seq = 0;
+	}
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off,
 				 c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -270,6 +350,7 @@ static void conn_detach_session(struct conn *c)
 	}
 	s->expire_at = s->expiry_interval == UINT32_MAX ?
 		INFINITY : shard_now(c->shard) + s->expiry_interval;
+	persist_session(s);
 }
 
 void conn_close(struct conn *c, int reason, const char *why)
@@ -310,9 +391,15 @@ void conn_free(struct conn *c)
 			free(c->topic_aliases[i]);
 		free(c->topic_aliases);
 	}
+	if (c->topic_aliases_out) {
+		for (size_t i = 0; i < c->topic_alias_out_count; i++)
+			free(c->topic_aliases_out[i].topic);
+		free(c->topic_aliases_out);
+	}
 	if (c->will)
 		msg_unref(c->will);
 	close(c->fd);
+	auth_conn_free(c->auth);
 	free(c->client_id);
 	free(c->in);
 	free(c->out);
@@ -323,6 +410,8 @@ void conn_timed_out(struct conn *c)
 {
 	if (c->state == CONN_NEW)
 		conn_close(c, -1, "no CONNECT within connect_timeout");
+	else if (c->state == CONN_AUTH)
+		conn_close(c, -1, "authentication not done within connect_timeout");
 	else
 		conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
 }
@@ -387,8 +476,10 @@ static int conn_dispatch(struct conn *c, struct mqtt_packet *pkt)
 		return handle_pingreq(c);
 	case MQTT_DISCONNECT:
 		return handle_disconnect(c, &pkt->u.disconnect);
+	case MQTT_AUTH:
+		return handle_auth(c, &pkt->u.disconnect);
 	default:
-		/* Server-to-client packets, and AUTH without a method. */
+		/* Server-to-client packets. */
 		return MQTT_RC_PROTOCOL_ERROR;
 	}
 }
@@ -411,9 +502,13 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 			conn_refuse_connect(c, rc, &pkt.u.connect);
 			return;
 		}
-		rc = handle_connect(c, &pkt.u.connect);
+		rc = handle_connect(c, &pkt.u.connect, buf, len);
 		if (rc > 0)
 			conn_close(c, -1, mqtt_rc_str((uint8_t)rc));
+		return;
+	}
+	if (c->state == CONN_AUTH) {
+		handle_auth_pending(c, buf, len);
 		return;
 	}
 	rc = mqtt_decode(buf, len, c->version, &pkt);
@@ -437,7 +532,7 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 	size_t off = 0, plen;
 
 	while (c->state != CONN_CLOSING && !c->broken) {
-		uint32_t max = c->state == CONN_NEW ? PRE_CONNECT_MAX :
+		uint32_t max = c->state != CONN_ACTIVE ? PRE_CONNECT_MAX :
 			       lim->max_packet_size;
 		int rc = mqtt_frame_peek(buf + off, len - off, max, &plen);
 

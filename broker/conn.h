@@ -15,8 +15,13 @@
 #include "broker/log.h"
 #include "protocol/mqtt.h"
 
+struct auth_conn;
+struct conn_alias;
 struct listener;
 struct msg;
+
+/* Most topic aliases cicada assigns on one connection. */
+#define CONN_TOPIC_ALIASES_OUT 64
 struct session;
 struct shard;
 
@@ -24,6 +29,7 @@ enum conn_state {
 	CONN_NEW, /* accepted, waiting for CONNECT */
 	CONN_ACTIVE, /* CONNACK sent */
 	CONN_CLOSING, /* closed as soon as the output is flushed */
+	CONN_AUTH, /* CONNECT received, enhanced authentication running */
 };
 
 struct conn {
@@ -39,6 +45,7 @@ struct conn {
 	bool broken; /* output failed: closed by the next flush pass */
 	char peer[64]; /* "address:port" for logs */
 	char *client_id; /* copy for logs; the session has its own */
+	struct auth_conn *auth; /* user, enhanced auth method and exchange */
 
 	struct session *session;
 	struct msg *will; /* published on abnormal close */
@@ -53,6 +60,14 @@ struct conn {
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	struct conn *flush_next;
+	/*
+	 * Durability strict: the output may not be written before the
+	 * storage commit of this sequence number (0: no wait); while it
+	 * waits the connection is on the shard's held list.
+	 */
+	uint64_t hold_seq;
+	struct conn *held_next;
+	bool held;
 
 	/* Keep alive and connect timeout, checked by the shard's wheel. */
 	double last_activity;
@@ -64,6 +79,14 @@ struct conn {
 	uint32_t max_packet_out; /* 0: no limit */
 	uint16_t topic_alias_max_in; /* aliases we accept */
 	char **topic_aliases; /* [topic_alias_max_in + 1], lazily */
+	/*
+	 * Topic aliases we send [MQTT-3.3.2.3.4]: the first topics sent get
+	 * aliases 1..topic_alias_max_out and keep them for the connection's
+	 * life (no reassignment, so no churn with many topics).
+	 */
+	uint16_t topic_alias_max_out; /* min(client's maximum, ours) */
+	uint16_t topic_alias_out_count;
+	struct conn_alias *topic_aliases_out; /* lazily */
 	bool request_problem_info;
 	uint16_t qos2_quota; /* our Receive Maximum */
 };

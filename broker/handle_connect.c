@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/handle.h"
 #include "broker/listener.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 
@@ -121,6 +123,8 @@ static struct session *attach_session(struct conn *c,
 		s->expiry_interval = p->props.session_expiry_interval;
 	else
 		s->expiry_interval = p->clean_start ? 0 : UINT32_MAX;
+	/* Before the CONNACK that reports it goes out. */
+	persist_session(s);
 	return s;
 }
 
@@ -154,14 +158,13 @@ static void fill_connack_props(struct conn *c, const struct mqtt_connect *p,
 	}
 }
 
-int handle_connect(struct conn *c, const struct mqtt_connect *p)
+int handle_connect(struct conn *c, const struct mqtt_connect *p,
+		   const uint8_t *raw, size_t raw_len)
 {
 	struct broker *b = c->shard->broker;
 	const struct broker_limits *lim = &b->limits;
-	struct mqtt_packet ack = { .type = MQTT_CONNACK };
-	uint16_t keep_alive = p->keep_alive;
-	bool assigned = false, present;
-	struct session *s;
+	struct mqtt_bytes auth_data;
+	const char *why = "not authorized";
 	int rc;
 
 	c->version = p->protocol_level;
@@ -175,26 +178,43 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p)
 		snprintf(id, sizeof(id), "cicada-%016" PRIx64,
 			 ++b->next_client_number);
 		c->client_id = strdup(id);
-		assigned = p->protocol_level == MQTT_V5;
 	} else {
 		c->client_id = strndup((const char *)p->client_id.data,
 				       p->client_id.len);
 	}
 	if (!c->client_id)
 		return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-	if (!c->listener || !c->listener->allow_anonymous)
-		return refuse(c, MQTT_RC_NOT_AUTHORIZED,
-			      "allow_anonymous is false and no password file");
-	if (lim->max_keepalive && keep_alive > lim->max_keepalive) {
-		if (p->protocol_level != MQTT_V5)
-			return refuse(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
-				      "keep alive above max_keepalive");
+	if (p->protocol_level != MQTT_V5 && lim->max_keepalive &&
+	    p->keep_alive > lim->max_keepalive)
+		return refuse(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
+			      "keep alive above max_keepalive");
+	/* Password file, or an enhanced authentication exchange [4.12]. */
+	rc = handle_auth_connect(c, p, raw, raw_len, &auth_data, &why);
+	if (rc == MQTT_RC_CONTINUE_AUTHENTICATION)
+		return 0; /* CONNACK when the exchange ends (handle_auth.c) */
+	if (rc)
+		return refuse(c, (uint8_t)rc, why);
+	rc = handle_connect_accept(c, p, &auth_data);
+	if (c->auth)
+		auth_conn_end_exchange(c->auth);
+	return rc;
+}
+
+int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
+			  const struct mqtt_bytes *auth_data)
+{
+	struct broker *b = c->shard->broker;
+	const struct broker_limits *lim = &b->limits;
+	struct mqtt_packet ack = { .type = MQTT_CONNACK };
+	uint16_t keep_alive = p->keep_alive;
+	bool assigned = p->client_id.len == 0 &&
+			p->protocol_level == MQTT_V5;
+	bool present;
+	struct session *s;
+	int rc;
+
+	if (lim->max_keepalive && keep_alive > lim->max_keepalive)
 		keep_alive = lim->max_keepalive; /* [MQTT-3.2.2-21] */
-	}
-	/* [MQTT-4.12.0-1]: enhanced authentication is not offered yet. */
-	if (mqtt_props_has(&p->props, MQTT_PROP_AUTHENTICATION_METHOD))
-		return refuse(c, MQTT_RC_BAD_AUTHENTICATION_METHOD,
-			      "unsupported authentication method");
 	rc = prepare_will(c, p);
 	if (rc)
 		return refuse(c, (uint8_t)rc, mqtt_rc_str((uint8_t)rc));
@@ -208,6 +228,12 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p)
 	    p->props.receive_maximum < s->inflight_max)
 		s->inflight_max = p->props.receive_maximum;
 	c->max_packet_out = p->props.maximum_packet_size;
+	/* [MQTT-3.1.2-26, MQTT-3.3.2-11]: never an alias above the client's maximum. */
+	c->topic_alias_max_out = 0;
+	if (p->protocol_level == MQTT_V5)
+		c->topic_alias_max_out =
+			p->props.topic_alias_maximum < CONN_TOPIC_ALIASES_OUT ?
+			p->props.topic_alias_maximum : CONN_TOPIC_ALIASES_OUT;
 	c->topic_alias_max_in = p->protocol_level == MQTT_V5 ?
 		lim->topic_alias_maximum : 0;
 	c->qos2_quota = UINT16_MAX;
@@ -227,13 +253,28 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p)
 	if (p->protocol_level == MQTT_V5)
 		fill_connack_props(c, p, assigned, keep_alive,
 				   &ack.u.connack.props);
+	if (c->auth && c->auth->mech) {
+		/* [MQTT-4.12.0-5]: the method again, and the final data. */
+		struct mqtt_props *pr = &ack.u.connack.props;
+
+		pr->authentication_method.data =
+			(const uint8_t *)c->auth->mech->name;
+		pr->authentication_method.len = strlen(c->auth->mech->name);
+		mqtt_props_set(pr, MQTT_PROP_AUTHENTICATION_METHOD);
+		if (auth_data && auth_data->len) {
+			pr->authentication_data = *auth_data;
+			mqtt_props_set(pr, MQTT_PROP_AUTHENTICATION_DATA);
+		}
+	}
 	conn_send(c, &ack);
 	conn_log(LOGL_NOTICE, c,
-		 "connected: protocol %s, clean %s, keep alive %u, session %s%s",
+		 "connected: protocol %s, clean %s, keep alive %u, session %s%s%s%s",
 		 p->protocol_level == MQTT_V5 ? "5.0" :
 		 p->protocol_level == MQTT_V311 ? "3.1.1" : "3.1",
 		 p->clean_start ? "yes" : "no", keep_alive,
-		 present ? "resumed" : "new", p->will_flag ? ", will" : "");
+		 present ? "resumed" : "new", p->will_flag ? ", will" : "",
+		 c->auth && c->auth->user ? ", user " : "",
+		 c->auth && c->auth->user ? c->auth->user : "");
 	if (present)
 		session_resend_inflight(s);
 	session_pump(s);

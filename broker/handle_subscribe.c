@@ -58,7 +58,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	if (subtree_add(sh->subs, f, e->filter.len, c->session, &opts,
 			&replaced) < 0)
 		return MQTT_RC_UNSPECIFIED_ERROR;
-	if (session_add_sub(c->session, f, e->filter.len, e->qos) < 0) {
+	if (session_add_sub(c->session, f, e->filter.len, &opts) < 0) {
 		subtree_remove(sh->subs, f, e->filter.len, c->session);
 		return MQTT_RC_UNSPECIFIED_ERROR;
 	}

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/listener.h"
@@ -117,7 +118,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static int open_one(struct shard *sh, const struct config_listener *cl,
-		    const struct addrinfo *ai, struct listener **list)
+		    struct auth_db *db, const struct addrinfo *ai,
+		    struct listener **list)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 	int one = 1;
@@ -142,6 +144,7 @@ static int open_one(struct shard *sh, const struct config_listener *cl,
 		goto err;
 	l->shard = sh;
 	l->allow_anonymous = cl->allow_anonymous == 1;
+	l->passwd = db ? auth_db_ref(db) : NULL;
 	l->max_connections = cl->max_connections;
 	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
 	ev_timer_init(&l->pause, resume_cb, 1.0, 0.0);
@@ -158,10 +161,25 @@ err:
 	return -1;
 }
 
+/*
+ * The password file of a listener: loaded once, shared by every socket
+ * and listener naming the same path.  A new reference, or NULL when the
+ * file cannot be used (logged with FILE:LINE).
+ */
+static struct auth_db *passwd_for(struct listener *list, const char *path)
+{
+	for (; list; list = list->next)
+		if (list->passwd &&
+		    strcmp(auth_db_path(list->passwd), path) == 0)
+			return auth_db_ref(list->passwd);
+	return auth_db_load(path);
+}
+
 int listener_open_all(struct shard *sh, const struct config *cfg,
 		      struct listener **out)
 {
 	struct listener *list = NULL;
+	struct auth_db *db = NULL;
 
 	for (size_t i = 0; i < cfg->listener_count; i++) {
 		const struct config_listener *cl = &cfg->listeners[i];
@@ -176,6 +194,11 @@ int listener_open_all(struct shard *sh, const struct config *cfg,
 		char port[8];
 		int rc, opened = 0;
 
+		if (cl->password_file) {
+			db = passwd_for(list, cl->password_file);
+			if (!db)
+				goto err;
+		}
 		snprintf(port, sizeof(port), "%u", cl->port);
 		rc = getaddrinfo(cl->bind_address, port, &hints, &res);
 		if (rc) {
@@ -185,7 +208,7 @@ int listener_open_all(struct shard *sh, const struct config *cfg,
 			goto err;
 		}
 		for (ai = res; ai; ai = ai->ai_next) {
-			if (open_one(sh, cl, ai, &list) == 0) {
+			if (open_one(sh, cl, db, ai, &list) == 0) {
 				opened++;
 			} else if (cl->bind_address || ai->ai_family == AF_INET) {
 				freeaddrinfo(res);
@@ -196,12 +219,54 @@ int listener_open_all(struct shard *sh, const struct config *cfg,
 		freeaddrinfo(res);
 		if (!opened)
 			goto err;
+		auth_db_unref(db); /* the listeners hold their references */
+		db = NULL;
 	}
 	*out = list;
 	return 0;
 err:
+	auth_db_unref(db);
 	listener_close_all(sh, list);
 	return -1;
+}
+
+/* Whether a listener before l in list shares its password file. */
+static bool passwd_seen_before(struct listener *list, struct listener *l)
+{
+	for (; list != l; list = list->next)
+		if (list->passwd &&
+		    strcmp(auth_db_path(list->passwd),
+			   auth_db_path(l->passwd)) == 0)
+			return true;
+	return false;
+}
+
+int listener_reload_passwd(struct listener *list)
+{
+	int rc = 0;
+
+	for (struct listener *l = list; l; l = l->next) {
+		struct auth_db *old = l->passwd, *db;
+
+		if (!old || passwd_seen_before(list, l))
+			continue;
+		db = auth_db_load(auth_db_path(old));
+		if (!db) {
+			log_at(LOGL_ERROR, "%s: keeping the password file "
+			       "loaded before", l->name);
+			rc = -1;
+			continue;
+		}
+		/* Exchanges in progress copied what they need: swap now. */
+		for (struct listener *m = l; m; m = m->next) {
+			if (m->passwd != old)
+				continue;
+			m->passwd = auth_db_ref(db);
+			auth_db_unref(old);
+		}
+		auth_db_unref(db);
+	}
+	return rc;
 }
 
 void listener_close_all(struct shard *sh, struct listener *list)
@@ -212,6 +277,7 @@ void listener_close_all(struct shard *sh, struct listener *list)
 		next = list->next;
 		ev_io_stop(sh->loop, &list->io);
 		ev_timer_stop(sh->loop, &list->pause);
+		auth_db_unref(list->passwd);
 		close(list->fd);
 		free(list);
 	}

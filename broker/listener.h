@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct auth_db;
 struct config;
 struct shard;
 
@@ -21,6 +22,7 @@ struct listener {
 	ev_timer pause; /* accept paused after EMFILE */
 	bool warned_fds; /* EMFILE logged since the last success */
 	bool allow_anonymous;
+	struct auth_db *passwd; /* password_file (a reference); NULL: none */
 	long max_connections; /* < 0: only the broker-wide limit */
 	size_t conn_count;
 	char name[80]; /* "[::]:1883" for logs */
@@ -33,5 +35,11 @@ struct listener {
 int listener_open_all(struct shard *sh, const struct config *cfg,
 		      struct listener **out);
 void listener_close_all(struct shard *sh, struct listener *list);
+/*
+ * SIGHUP: read every listener's password file again.  A file that no
+ * longer loads is logged and the listener keeps the one it had.  Returns
+ * 0, or -1 when a file could not be reloaded.
+ */
+int listener_reload_passwd(struct listener *list);
 
 #endif

@@ -21,10 +21,12 @@
 #include <math.h>
 #include <signal.h>
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/listener.h"
 #include "broker/log.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -39,17 +41,20 @@ enum {
 enum {
 	OPT_TEST_CONFIG = 256,
 	OPT_VERSION,
+	OPT_CHECK_DB,
 };
 
 struct options {
 	const char *config_file;	/* -c FILE, NULL: embedded defaults */
 	bool test_config;		/* check the configuration and exit */
+	const char *check_db;		/* --check-db FILE, NULL: none */
 	int verbose;			/* each -v raises the log level */
 };
 
 static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "test-config", no_argument, NULL, OPT_TEST_CONFIG },
+	{ "check-db", required_argument, NULL, OPT_CHECK_DB },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
@@ -65,6 +70,7 @@ static void usage(FILE *out)
 		"  -c, --config FILE  read the configuration from FILE\n"
 		"                     (mosquitto.conf format; default: built-in defaults)\n"
 		"      --test-config  check the configuration, then exit\n"
+		"      --check-db FILE  verify a persistence database, then exit\n"
 		"  -v, --verbose      log more; repeat for more detail\n"
 		"      --version      print the version and supported protocols, then exit\n"
 		"  -h, --help         print this help, then exit\n"
@@ -116,6 +122,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_TEST_CONFIG:
 			opt->test_config = true;
 			break;
+		case OPT_CHECK_DB:
+			opt->check_db = optarg;
+			break;
 		case 'v':
 			opt->verbose++;
 			break;
@@ -139,6 +148,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		fprintf(stderr, "cicada: unexpected argument '%s'\n", argv[optind]);
 		goto bad_usage;
 	}
+	if (opt->check_db)
+		return persist_check_db(opt->check_db);
 	return -1;
 
 bad_usage:
@@ -267,6 +278,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	}
 	apply_limits(&rt->broker.limits, &cfg);
 	apply_logging(&cfg, 0);
+	listener_reload_passwd(rt->listeners);
 	log_at(LOGL_NOTICE, "configuration reloaded (listeners keep their sockets)");
 	config_free(&cfg);
 }
@@ -286,6 +298,10 @@ int main(int argc, char **argv)
 	if (load_config(&opt, &cfg) < 0)
 		return EXIT_FAILURE;
 	if (opt.test_config) {
+		if (auth_test_config(&cfg) < 0) {
+			config_free(&cfg);
+			return EXIT_FAILURE;
+		}
 		printf("%s: configuration OK\n",
 		       opt.config_file ? opt.config_file : "embedded defaults");
 		config_free(&cfg);
@@ -311,13 +327,13 @@ int main(int argc, char **argv)
 		log_at(LOGL_WARNING,
 		       "no listener configured: serving port 1883 on every address "
 		       "to anonymous clients; configure listeners for production");
-	/* Say so rather than let "persistence true" promise what it can't yet. */
-	if (cfg.persistence)
-		log_at(LOGL_WARNING,
-		       "persistence is not built yet: sessions, queued and "
-		       "retained messages are kept in memory only and lost on restart");
-	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
+	if (persist_open(&rt.broker, &cfg) < 0)
 		goto err_shard;
+	if (!cfg.persistence)
+		log_at(LOGL_NOTICE, "persistence false: sessions, queued and "
+		       "retained messages are kept in memory only");
+	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
+		goto err_persist;
 	if (cfg.pid_file) {
 		pid_file = strdup(cfg.pid_file);
 		if (!pid_file || write_pid_file(pid_file) < 0)
@@ -336,6 +352,8 @@ int main(int argc, char **argv)
 
 	/* One more turn flushes the DISCONNECTs and frees closed connections. */
 	ev_run(loop, EVRUN_NOWAIT);
+	/* First: what stays stored must not be deleted as memory is freed. */
+	persist_close(&rt.broker);
 	session_destroy_all(&rt.broker);
 	retain_free(rt.broker.retain);
 	shard_fini(&rt.shard);
@@ -349,6 +367,9 @@ int main(int argc, char **argv)
 err_listeners:
 	free(pid_file);
 	listener_close_all(&rt.shard, rt.listeners);
+err_persist:
+	persist_close(&rt.broker);
+	session_destroy_all(&rt.broker);
 err_shard:
 	shard_fini(&rt.shard);
 err_config:

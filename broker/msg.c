@@ -40,6 +40,8 @@ struct msg *msg_new(const char *topic, size_t topic_len,
 	m->props_len = (uint32_t)props_len;
 	m->expiry_at = 0;
 	m->origin = NULL;
+	m->store_id = 0;
+	m->store_refs = 0;
 
 	/* Bytes only after the struct: no alignment to keep. */
 	p = m->data;

@@ -21,6 +21,12 @@ struct msg {
 	uint64_t expiry_at;
 	/* Who published it, for No Local; never dereferenced. */
 	const void *origin;
+	/*
+	 * Its row in the database while stored sessions or the retained
+	 * store refer to it (store_refs of them); 0: not stored.
+	 */
+	uint64_t store_id;
+	uint32_t store_refs;
 	const char *topic; /* NUL-terminated copy */
 	const uint8_t *payload;
 	/*

@@ -225,6 +225,13 @@ int retain_set(struct retain *r, struct msg *msg)
 	return 0;
 }
 
+struct msg *retain_find(struct retain *r, const char *topic, size_t len)
+{
+	struct rnode *n = node_walk(r, topic, len, false);
+
+	return n ? n->msg : NULL;
+}
+
 /* What one retain_match() call carries to every node it reaches. */
 struct walk {
 	unsigned long long now_ms;

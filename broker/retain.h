@@ -40,6 +40,9 @@ typedef void (*retain_match_cb)(void *arg, struct msg *msg);
 void retain_match(struct retain *r, const char *filter, size_t len,
 		  unsigned long long now_ms, retain_match_cb cb, void *arg);
 
+/* The retained message of a topic name, or NULL; no reference taken. */
+struct msg *retain_find(struct retain *r, const char *topic, size_t len);
+
 /* Number of retained messages held. */
 size_t retain_count(const struct retain *r);
 

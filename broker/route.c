@@ -7,6 +7,7 @@
  */
 #include "broker/broker.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -88,8 +89,17 @@ size_t route_message(struct shard *sh, struct msg *msg)
 	struct route_ctx ctx = { .msg = msg, .stamp = ++sh->match_stamp };
 	struct session *s, *next;
 
-	if (msg->retain)
-		retain_set(sh->broker->retain, msg);
+	if (msg->retain) {
+		struct retain *r = sh->broker->retain;
+		struct msg *old = retain_find(r, msg->topic, msg->topic_len);
+
+		/* old stays alive until storage has been told it went. */
+		if (old)
+			msg_ref(old);
+		if (retain_set(r, msg) == 0)
+			persist_retain(sh->broker, old, msg);
+		msg_unref(old);
+	}
 	subtree_match(sh->subs, msg->topic, msg->topic_len, route_match_cb,
 		      &ctx);
 	for (s = ctx.hit; s; s = next) {

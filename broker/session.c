@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -106,19 +107,20 @@ struct session *session_new(struct broker *b, const char *id, size_t len)
 	return s;
 }
 
-static void delivery_free(struct delivery *d)
+static void delivery_free(struct session *s, struct delivery *d)
 {
+	persist_delivery_done(s, d);
 	msg_unref(d->msg);
 	free(d);
 }
 
-static void free_deliveries(struct delivery *d)
+static void free_deliveries(struct session *s, struct delivery *d)
 {
 	struct delivery *next;
 
 	for (; d; d = next) {
 		next = d->next;
-		delivery_free(d);
+		delivery_free(s, d);
 	}
 }
 
@@ -134,7 +136,11 @@ static void hand_over_shared(struct session *s, struct delivery *d)
 		void *other;
 		uint32_t id;
 
-		if (!d->shared_group || d->state == DLV_RELEASED ||
+		/*
+		 * A QoS 2 message already sent is never sent to another
+		 * member [MQTT-4.8.2-5]; QoS 1 ones go, as 4.8.2 advises.
+		 */
+		if (!d->shared_group || (d->qos == 2 && d->state != DLV_QUEUED) ||
 		    !subtree_group_pick(d->shared_group, s, &other, &opts))
 			continue;
 		id = opts.subscription_id;
@@ -164,6 +170,7 @@ void session_destroy(struct session *s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
 	b->session_count--;
+	persist_session_end(s);
 	hand_over_shared(s, s->inflight);
 	hand_over_shared(s, s->queue);
 	/* The session ends before the will delay: the will goes now. */
@@ -173,8 +180,8 @@ void session_destroy(struct session *s)
 		subtree_remove(b->shard->subs, sub->filter, sub->len, s);
 		free(sub);
 	}
-	free_deliveries(s->inflight);
-	free_deliveries(s->queue);
+	free_deliveries(s, s->inflight);
+	free_deliveries(s, s->queue);
 	free(s->qos2_in);
 	free(s->client_id);
 	free(s);
@@ -191,8 +198,10 @@ void session_park_will(struct session *s, struct msg *will, double will_at,
 
 void session_cancel_will(struct session *s)
 {
-	if (s->will)
-		msg_unref(s->will);
+	if (!s->will)
+		return;
+	persist_will_drop(s);
+	msg_unref(s->will);
 	s->will = NULL;
 }
 
@@ -200,9 +209,13 @@ void session_send_will(struct session *s)
 {
 	struct msg *will = s->will;
 
+	if (!will)
+		return;
+	persist_will_drop(s);
 	s->will = NULL;
-	if (will)
-		route_will(s->broker->shard, will, s->will_expiry);
+	if (s->persisted)
+		persist_session(s);
+	route_will(s->broker->shard, will, s->will_expiry);
 }
 
 void session_destroy_all(struct broker *b)
@@ -215,27 +228,37 @@ void session_destroy_all(struct broker *b)
 	b->session_buckets = 0;
 }
 
+/* The SUBSCRIBE options byte [MQTT-3.8.3.1]. */
+static uint8_t options_byte(const struct sub_opts *o)
+{
+	return (uint8_t)(o->qos | (o->no_local << 2) |
+			 (o->retain_as_published << 3) |
+			 (o->retain_handling << 4));
+}
+
 int session_add_sub(struct session *s, const char *filter, size_t len,
-		    uint8_t qos)
+		    const struct sub_opts *opts)
 {
 	struct session_sub *sub;
 
-	for (sub = s->subs; sub; sub = sub->next) {
-		if (sub->len == len && memcmp(sub->filter, filter, len) == 0) {
-			sub->qos = qos;
-			return 0;
-		}
+	for (sub = s->subs; sub; sub = sub->next)
+		if (sub->len == len && memcmp(sub->filter, filter, len) == 0)
+			break;
+	if (!sub) {
+		sub = malloc(sizeof(*sub) + len + 1);
+		if (!sub)
+			return -ENOMEM;
+		sub->len = len;
+		memcpy(sub->filter, filter, len);
+		sub->filter[len] = '\0';
+		sub->next = s->subs;
+		s->subs = sub;
+		s->sub_count++;
 	}
-	sub = malloc(sizeof(*sub) + len + 1);
-	if (!sub)
-		return -ENOMEM;
-	sub->qos = qos;
-	sub->len = len;
-	memcpy(sub->filter, filter, len);
-	sub->filter[len] = '\0';
-	sub->next = s->subs;
-	s->subs = sub;
-	s->sub_count++;
+	sub->qos = opts->qos;
+	sub->options = options_byte(opts);
+	sub->sub_id = opts->subscription_id;
+	persist_sub(s, sub);
 	return 0;
 }
 
@@ -250,6 +273,7 @@ bool session_remove_sub(struct session *s, const char *filter, size_t len)
 			*pp = sub->next;
 			free(sub);
 			s->sub_count--;
+			persist_unsub(s, filter, len);
 			return true;
 		}
 	}
@@ -304,7 +328,7 @@ static bool drop_queued_qos0(struct session *s)
 	s->queued_qos0--;
 	s->queued_bytes -= d->msg->payload_len;
 	s->broker->stats.publish_dropped++;
-	delivery_free(d);
+	delivery_free(s, d);
 	return true;
 }
 
@@ -339,6 +363,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 	}
 	d->next = NULL;
 	d->msg = msg_ref(msg);
+	d->store_id = 0;
 	d->packet_id = 0;
 	d->qos = qos;
 	d->state = DLV_QUEUED;
@@ -355,6 +380,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 	s->queued_count++;
 	s->queued_qos0 += qos == 0;
 	s->queued_bytes += msg->payload_len;
+	persist_delivery_new(s, d);
 	session_pump(s);
 }
 
@@ -408,27 +434,65 @@ void session_pump(struct session *s)
 		bool sent;
 
 		if (is_expired(s, d->msg)) {
-			delivery_free(d);
+			delivery_free(s, d);
 			continue;
 		}
 		if (d->qos == 0) {
 			conn_send_publish(s->conn, d->msg, 0, d->retain, false,
 					  0, d->sub_ids, d->sub_id_count);
-			delivery_free(d);
+			delivery_free(s, d);
 			continue;
 		}
 		d->packet_id = next_packet_id(s);
 		d->state = DLV_SENT;
+		persist_delivery_state(s, d);
 		sent = conn_send_publish(s->conn, d->msg, d->qos, d->retain,
 					 false, d->packet_id, d->sub_ids,
 					 d->sub_id_count);
 		if (!sent) {
 			/* Too large for this client: done, as if acknowledged. */
-			delivery_free(d);
+			delivery_free(s, d);
 			continue;
 		}
 		inflight_append(s, d);
 	}
+}
+
+int session_restore_delivery(struct session *s, struct msg *msg,
+			     uint64_t store_id, uint8_t qos, uint8_t state,
+			     uint16_t packet_id, bool retain,
+			     const uint32_t *sub_ids, uint8_t sub_id_count)
+{
+	struct delivery *d = malloc(sizeof(*d) +
+				    sub_id_count * sizeof(uint32_t));
+
+	if (!d)
+		return -ENOMEM;
+	d->next = NULL;
+	d->msg = msg_ref(msg);
+	d->store_id = store_id;
+	d->packet_id = packet_id;
+	d->qos = qos;
+	d->state = state;
+	d->retain = retain;
+	d->shared_group = NULL;
+	d->sub_id_count = sub_id_count;
+	if (sub_id_count)
+		memcpy(d->sub_ids, sub_ids, sub_id_count * sizeof(uint32_t));
+	if (state == DLV_QUEUED) {
+		if (s->queue_tail)
+			s->queue_tail->next = d;
+		else
+			s->queue = d;
+		s->queue_tail = d;
+		s->queued_count++;
+		s->queued_bytes += msg->payload_len;
+		return 0;
+	}
+	inflight_append(s, d);
+	if (packet_id > s->last_packet_id)
+		s->last_packet_id = packet_id;
+	return 0;
 }
 
 static void send_pubrel(struct session *s, uint16_t packet_id)
@@ -468,6 +532,7 @@ bool session_ack(struct session *s, uint16_t packet_id, int packet_type)
 		if (d->qos != 2)
 			return false;
 		d->state = DLV_RELEASED;
+		persist_delivery_state(s, d);
 		send_pubrel(s, packet_id);
 		return true;
 	case MQTT_PUBCOMP:
@@ -486,7 +551,7 @@ bool session_ack(struct session *s, uint16_t packet_id, int packet_type)
 	if (s->inflight_tail == d)
 		s->inflight_tail = prev;
 	s->inflight_count--;
-	delivery_free(d);
+	delivery_free(s, d);
 	session_pump(s);
 	return true;
 }
@@ -511,6 +576,7 @@ int session_qos2_add(struct session *s, uint16_t id)
 		s->qos2_in_cap = cap;
 	}
 	s->qos2_in[s->qos2_in_count++] = id;
+	persist_qos2_in(s, id, true);
 	return 0;
 }
 
@@ -519,6 +585,7 @@ bool session_qos2_remove(struct session *s, uint16_t id)
 	for (uint32_t i = 0; i < s->qos2_in_count; i++) {
 		if (s->qos2_in[i] == id) {
 			s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+			persist_qos2_in(s, id, false);
 			return true;
 		}
 	}

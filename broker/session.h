@@ -15,6 +15,7 @@
 struct broker;
 struct conn;
 struct msg;
+struct sub_opts;
 
 enum delivery_state {
 	DLV_QUEUED = 0, /* not sent yet */
@@ -26,6 +27,7 @@ enum delivery_state {
 struct delivery {
 	struct delivery *next;
 	struct msg *msg;
+	uint64_t store_id; /* its database row; 0: not stored */
 	uint16_t packet_id;
 	uint8_t qos; /* effective: min(published, granted) */
 	uint8_t state; /* enum delivery_state */
@@ -43,6 +45,8 @@ struct delivery {
 struct session_sub {
 	struct session_sub *next;
 	uint8_t qos;
+	uint8_t options; /* the SUBSCRIBE options byte, for storage */
+	uint32_t sub_id; /* MQTT 5 Subscription Identifier; 0: none */
 	size_t len;
 	char filter[];
 };
@@ -54,6 +58,7 @@ struct session {
 	char *client_id;
 	size_t client_id_len;
 	uint8_t version; /* protocol level of the last connection */
+	bool persisted; /* written to storage (see broker/persist.h) */
 	/* Seconds to keep the session after disconnect; UINT32_MAX: forever. */
 	uint32_t expiry_interval;
 	double expire_at; /* monotonic; valid while offline */
@@ -109,9 +114,9 @@ void session_send_will(struct session *s);
 /* At exit: destroy every session and the registry. */
 void session_destroy_all(struct broker *b);
 
-/* Remember a subscription (or update its QoS); 0 or -ENOMEM. */
+/* Remember a subscription (or update its options); 0 or -ENOMEM. */
 int session_add_sub(struct session *s, const char *filter, size_t len,
-		    uint8_t qos);
+		    const struct sub_opts *opts);
 /* Forget one; returns whether it was held. */
 bool session_remove_sub(struct session *s, const char *filter, size_t len);
 
@@ -133,6 +138,16 @@ void session_forget_group(struct session *s, const char *shared_group);
 void session_pump(struct session *s);
 /* Resend everything in flight (DUP set, PUBREL again) after a reconnect. */
 void session_resend_inflight(struct session *s);
+
+/*
+ * At start-up, a delivery read back from storage: QoS 1/2 with its state
+ * and packet id (in flight when sent), appended in stored order.  0 or
+ * -ENOMEM.
+ */
+int session_restore_delivery(struct session *s, struct msg *msg,
+			     uint64_t store_id, uint8_t qos, uint8_t state,
+			     uint16_t packet_id, bool retain,
+			     const uint32_t *sub_ids, uint8_t sub_id_count);
 
 /*
  * PUBACK / PUBCOMP: done; PUBREC: move on to PUBREL; SESSION_PUBREC_REFUSED

@@ -12,6 +12,7 @@
 
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/persist.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 #include "broker/subtree.h"
@@ -38,6 +39,11 @@ static int wheel_slot_of(long second)
 
 void shard_want_flush(struct shard *sh, struct conn *c)
 {
+	/* What was just written depends on every change recorded so far. */
+	uint64_t seq = persist_hold_seq(sh->broker);
+
+	if (seq > c->hold_seq)
+		c->hold_seq = seq;
 	if (c->flush_queued)
 		return;
 	c->flush_queued = true;
@@ -82,8 +88,68 @@ void shard_watch_timeout(struct shard *sh, struct conn *c)
 	sh->wheel[slot] = c;
 }
 
+void shard_hold(struct shard *sh, struct conn *c)
+{
+	if (persist_failed(sh->broker)) {
+		/* Its acknowledgements are not true: the client must resend. */
+		c->out_off = c->out_len = 0;
+		c->hold_seq = 0;
+		conn_close(c, -1, "persistence failed before its state was saved");
+		return;
+	}
+	if (c->held)
+		return;
+	c->held = true;
+	c->held_next = sh->held;
+	sh->held = c;
+}
+
+/* Take c off the held list. */
+static void held_remove(struct shard *sh, struct conn *c)
+{
+	struct conn **pp = &sh->held;
+
+	if (!c->held)
+		return;
+	while (*pp != c)
+		pp = &(*pp)->held_next;
+	*pp = c->held_next;
+	c->held = false;
+	c->held_next = NULL;
+}
+
+void shard_release_held(struct shard *sh)
+{
+	struct conn **pp = &sh->held;
+
+	while (*pp) {
+		struct conn *c = *pp;
+
+		if (!persist_is_committed(sh->broker, c->hold_seq)) {
+			pp = &c->held_next;
+			continue;
+		}
+		*pp = c->held_next;
+		c->held = false;
+		c->held_next = NULL;
+		c->hold_seq = 0;
+		shard_want_flush(sh, c);
+	}
+}
+
+void shard_drop_held(struct shard *sh)
+{
+	struct conn *c;
+
+	while ((c = sh->held)) {
+		held_remove(sh, c);
+		shard_hold(sh, c);
+	}
+}
+
 void shard_forget(struct shard *sh, struct conn *c)
 {
+	held_remove(sh, c);
 	wheel_remove(sh, c);
 	if (c->prev)
 		c->prev->next = c->next;

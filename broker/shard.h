@@ -28,6 +28,7 @@ struct shard {
 	struct conn *conns; /* every connection of this shard */
 	size_t conn_count;
 	struct conn *flush_list; /* connections with output to write */
+	struct conn *held; /* output waiting for a storage commit */
 	struct conn *closing; /* closed, freed after this loop turn */
 	ev_prepare flush_watcher;
 	ev_timer tick; /* once a second: timeouts, session expiry, $SYS */
@@ -44,6 +45,12 @@ void shard_fini(struct shard *sh);
 
 /* Put c in the flush list (once). */
 void shard_want_flush(struct shard *sh, struct conn *c);
+/* c's output waits for a storage commit (see broker/persist.h). */
+void shard_hold(struct shard *sh, struct conn *c);
+/* Storage committed: write the output that waited for it. */
+void shard_release_held(struct shard *sh);
+/* Storage failed: close every connection whose output waits for it. */
+void shard_drop_held(struct shard *sh);
 /* (Re)insert c in the timeout wheel for its current deadline. */
 void shard_watch_timeout(struct shard *sh, struct conn *c);
 /* Take c out of the shard's lists before it is freed. */

@@ -597,6 +597,56 @@ START_TEST(test_topic_alias_round_trip)
 END_TEST
 
 /*
+ * Topic aliases from the broker [MQTT-3.1.2-26, MQTT-3.3.2-11]: a subscriber announcing
+ * Topic Alias Maximum 2 gets its first two topics with aliases 1 and 2,
+ * then those topics as an empty name plus the alias, and a third topic in
+ * full without one; never an alias above 2.  A Paho MQTT 5 subscriber
+ * with a maximum resolves them back to the topic names.
+ */
+START_TEST(test_topic_alias_to_client)
+{
+	static const struct {
+		const char *topic, *sent_name;
+		uint16_t alias;
+	} steps[] = {
+		{ "tc/aaa", "tc/aaa", 1 },
+		{ "tc/bbb", "tc/bbb", 2 },
+		{ "tc/aaa", "", 1 },
+		{ "tc/ccc", "tc/ccc", 0 },
+		{ "tc/bbb", "", 2 },
+		{ "tc/ccc", "tc/ccc", 0 },
+	};
+	struct mqtt_connect conn;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int sub = raw_connect(&broker), pub = raw_client(MQTT_V5, "pub");
+
+	raw_connect_init(&conn, MQTT_V5, "aliased");
+	mqtt_props_set(&conn.props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
+	conn.props.topic_alias_maximum = 2;
+	ck_assert_int_eq(raw_mqtt_connect_ex(sub, &conn, buf, sizeof(buf),
+					     &ack), 0);
+	ck_assert_int_eq(raw_subscribe(sub, MQTT_V5, 1, "tc/#", 0), 0);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct mqtt_publish got;
+
+		send_publish_str(pub, MQTT_V5, steps[i].topic, "p", 0, 0,
+				 NULL);
+		expect_publish(sub, MQTT_V5, steps[i].sent_name, "p", 0, buf,
+			       sizeof(buf), &got);
+		ck_assert_msg(mqtt_props_has(&got.props,
+					     MQTT_PROP_TOPIC_ALIAS) ==
+			      (steps[i].alias != 0), "step %zu", i);
+		if (steps[i].alias)
+			ck_assert_uint_eq(got.props.topic_alias,
+					  steps[i].alias);
+	}
+	close(sub);
+	close(pub);
+}
+END_TEST
+
+/*
  * An empty topic with an alias never set is a Protocol Error
  * (5.0 section 3.3.2.3.4).
  */
@@ -1073,6 +1123,7 @@ static Suite *publish_suite(void)
 	tcase_add_test(tc, test_topic_alias_invalid);
 	tcase_add_test(tc, test_topic_alias_round_trip);
 	tcase_add_test(tc, test_topic_alias_unknown);
+	tcase_add_test(tc, test_topic_alias_to_client);
 	tcase_add_test(tc, test_publish_with_subscription_id);
 	tcase_add_test(tc, test_payload_format_invalid);
 	tcase_add_test(tc, test_client_maximum_packet_size);

@@ -82,6 +82,8 @@ START_TEST(test_new_copies)
 	ck_assert(m->retain == r->retain);
 	ck_assert_uint_eq(m->expiry_at, 0);
 	ck_assert_ptr_null(m->origin);
+	ck_assert_uint_eq(m->store_id, 0);
+	ck_assert_uint_eq(m->store_refs, 0);
 
 	ck_assert_uint_eq(m->topic_len, r->topic_len);
 	ck_assert_int_eq(memcmp(m->topic, r->topic, r->topic_len), 0);

@@ -44,6 +44,20 @@ double shard_now(struct shard *sh)
 	return 1000.0;
 }
 
+/* What storage was told of the retained store: the last change. */
+static struct {
+	unsigned calls;
+	const struct msg *old, *msg;
+} persisted;
+
+void persist_retain(struct broker *b, struct msg *old, struct msg *msg)
+{
+	(void)b;
+	persisted.calls++;
+	persisted.old = old;
+	persisted.msg = msg;
+}
+
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group)
@@ -88,6 +102,7 @@ static void setup(void)
 	broker.retain = retain_new();
 	ck_assert_ptr_nonnull(shard.subs);
 	ck_assert_ptr_nonnull(broker.retain);
+	memset(&persisted, 0, sizeof(persisted));
 	ncalls = 0;
 }
 
@@ -504,6 +519,9 @@ START_TEST(test_retained_store)
 	ck_assert_uint_eq(retain_count(broker.retain), 1);
 	ck_assert_ptr_eq(retained_on("q").msg, m1);
 	ck_assert_uint_eq(m1->refs, 2);
+	ck_assert_uint_eq(persisted.calls, 1);
+	ck_assert_ptr_null(persisted.old);
+	ck_assert_ptr_eq(persisted.msg, m1);
 
 	/* Replaced by the next retained message on the topic. */
 	m2 = mk("q", "two", 0, true, NULL);
@@ -511,12 +529,17 @@ START_TEST(test_retained_store)
 	ck_assert_uint_eq(retain_count(broker.retain), 1);
 	ck_assert_ptr_eq(retained_on("q").msg, m2);
 	ck_assert_uint_eq(m1->refs, 1);
+	/* Storage hears which message the new one replaced. */
+	ck_assert_uint_eq(persisted.calls, 2);
+	ck_assert_ptr_eq(persisted.old, m1);
+	ck_assert_ptr_eq(persisted.msg, m2);
 
 	/* Not retained: the store is left alone. */
 	plain = mk("q", "three", 1, false, NULL);
 	ck_assert_uint_eq(route_message(&shard, plain), 0);
 	ck_assert_ptr_eq(retained_on("q").msg, m2);
 	ck_assert_uint_eq(plain->refs, 1);
+	ck_assert_uint_eq(persisted.calls, 2);
 
 	/* Delivered and kept at once. */
 	ck_assert_uint_eq(route("r/1", 1, true, NULL), 1);
@@ -530,6 +553,8 @@ START_TEST(test_retained_store)
 	ck_assert_uint_eq(retain_count(broker.retain), 1);
 	ck_assert_uint_eq(clear->refs, 1);
 	ck_assert_uint_eq(m2->refs, 1);
+	ck_assert_ptr_eq(persisted.old, m2);
+	ck_assert_ptr_eq(persisted.msg, clear);
 	msg_unref(clear);
 	clear = mk("r/1", "", 2, true, NULL);
 	ncalls = 0;

@@ -116,6 +116,29 @@ void session_send_will(struct session *s)
 	s->will = NULL;
 }
 
+/* Storage as the output hold sees it. */
+static uint64_t fake_submitted, fake_committed;
+static bool fake_failed;
+
+uint64_t persist_hold_seq(const struct broker *b)
+{
+	(void)b;
+	return fake_submitted > fake_committed && !fake_failed ?
+		fake_submitted : 0;
+}
+
+bool persist_is_committed(const struct broker *b, uint64_t seq)
+{
+	(void)b;
+	return fake_committed >= seq;
+}
+
+bool persist_failed(const struct broker *b)
+{
+	(void)b;
+	return fake_failed;
+}
+
 void sys_tick(struct shard *sh, double now)
 {
 	record(REC_SYS, sh)->now = now;
@@ -173,6 +196,8 @@ static void setup(void)
 		add_conn(&conns[i]);
 	nevents = 0;
 	flush_also = NULL;
+	fake_submitted = fake_committed = 0;
+	fake_failed = false;
 	subtree_fail = false;
 	subtrees_live = 0;
 }
@@ -583,6 +608,73 @@ START_TEST(test_flush_pass)
 }
 END_TEST
 
+/*
+ * Output written while changes wait for their commit carries their
+ * sequence number; held connections go back to the flush list only once
+ * storage has committed that far.
+ */
+START_TEST(test_hold_until_committed)
+{
+	struct conn *a = &conns[0], *b = &conns[1], *c = &conns[2];
+
+	shard_want_flush(&shard, a);
+	ck_assert_uint_eq(a->hold_seq, 0); /* nothing pending: no wait */
+	fake_submitted = 5;
+	shard_want_flush(&shard, b);
+	fake_submitted = 9;
+	shard_want_flush(&shard, c);
+	shard_want_flush(&shard, b); /* more output: waits for more */
+	ck_assert_uint_eq(b->hold_seq, 9);
+	ck_assert_uint_eq(c->hold_seq, 9);
+	run_flush();
+
+	/* conn_flush (conn.c) puts them on hold; here the test does. */
+	shard_hold(&shard, b);
+	shard_hold(&shard, c);
+	shard_hold(&shard, c);
+	fake_committed = 8;
+	nevents = 0;
+	shard_release_held(&shard);
+	run_flush();
+	ck_assert_uint_eq(nevents, 0);
+	ck_assert(b->held && c->held);
+
+	/* A closed connection leaves the held list. */
+	conn_close(c, -1, "test");
+	ck_assert(!c->held);
+	fake_committed = 9;
+	nevents = 0;
+	shard_release_held(&shard);
+	ck_assert(!b->held);
+	ck_assert_uint_eq(b->hold_seq, 0);
+	ck_assert_ptr_null(shard.held);
+	run_flush();
+	ck_assert_uint_eq(count(REC_FLUSH, b), 1);
+	ck_assert_uint_eq(count(REC_FLUSH, NULL), 1);
+}
+END_TEST
+
+/* Storage failed: what waited for it is never written, the clients resend. */
+START_TEST(test_drop_held_on_failure)
+{
+	struct conn *a = &conns[0], *b = &conns[1];
+
+	fake_submitted = 3;
+	shard_want_flush(&shard, a);
+	run_flush();
+	shard_hold(&shard, a);
+	fake_failed = true;
+	nevents = 0;
+	shard_drop_held(&shard);
+	ck_assert_uint_eq(count(REC_CLOSE, a), 1);
+	ck_assert_ptr_null(shard.held);
+	/* After the failure, holding means closing. */
+	shard_hold(&shard, b);
+	ck_assert_uint_eq(count(REC_CLOSE, b), 1);
+	ck_assert(!b->held);
+}
+END_TEST
+
 /* What a flush queues (output for another client) goes in the same pass. */
 START_TEST(test_flush_queues_more)
 {
@@ -738,6 +830,8 @@ static Suite *shard_suite(void)
 	tcase_add_test(tc, test_want_flush_once);
 	tcase_add_test(tc, test_flush_pass);
 	tcase_add_test(tc, test_flush_queues_more);
+	tcase_add_test(tc, test_hold_until_committed);
+	tcase_add_test(tc, test_drop_held_on_failure);
 	tcase_add_test(tc, test_expire_sessions);
 	tcase_add_test(tc, test_init_fini_on_loop);
 	tcase_add_test(tc, test_init_fails_without_tree);

@@ -1,0 +1,71 @@
+/*
+ * What the broker keeps in storage (storage/store.h) and how it keeps the
+ * durability promise of DESIGN.md: durable sessions (session expiry > 0),
+ * their subscriptions, their QoS 1/2 deliveries, incoming QoS 2 packet
+ * ids and parked wills, and every retained message.
+ *
+ * The core calls the persist_*() recorders where its state changes; each
+ * is a no-op when persistence is off.  A change is recorded before any
+ * packet that depends on it is written to a connection's output.
+ *
+ * Output commit (durability strict): a connection's output written while
+ * recorded changes are not yet committed is held until they are
+ * (persist_hold_seq(), shard_release_held()), so no PUBACK, PUBREC,
+ * PUBCOMP, SUBACK or CONNACK, and no PUBLISH of a stored message, leaves
+ * the broker before the state it reports is on disk.  With nothing durable
+ * going on, nothing waits.
+ */
+#ifndef CICADA_BROKER_PERSIST_H
+#define CICADA_BROKER_PERSIST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct config;
+struct delivery;
+struct msg;
+struct session;
+struct session_sub;
+
+/*
+ * With cfg->persistence: open the database, restore its state into b
+ * (whose shard and retained store exist) and start the writer.  Logs what
+ * it restored.  0, or -1 after logging why the broker cannot start.
+ */
+int persist_open(struct broker *b, const struct config *cfg);
+/* Commit what is recorded and close; sessions stay stored.  Idempotent. */
+void persist_close(struct broker *b);
+
+/* cicada --check-db: print the verdict; returns the exit status. */
+int persist_check_db(const char *path);
+
+/* A session was attached, detached, or changed expiry or will. */
+void persist_session(struct session *s);
+/* Its parked will is sent or cancelled (s->will is still set). */
+void persist_will_drop(struct session *s);
+/* The session ends: forget it and all it held. */
+void persist_session_end(struct session *s);
+void persist_sub(struct session *s, const struct session_sub *sub);
+void persist_unsub(struct session *s, const char *filter, size_t len);
+/* A QoS 1/2 delivery was queued, sent or released, or is done. */
+void persist_delivery_new(struct session *s, struct delivery *d);
+void persist_delivery_state(struct session *s, const struct delivery *d);
+void persist_delivery_done(struct session *s, struct delivery *d);
+/* msg (retain flag set) replaces old (NULL: none) as its topic's retained. */
+void persist_retain(struct broker *b, struct msg *old, struct msg *msg);
+/* An incoming QoS 2 packet id was added (PUBREC) or released (PUBREL). */
+void persist_qos2_in(struct session *s, uint16_t packet_id, bool add);
+
+/*
+ * The sequence number output written now must wait for, or 0 when it may
+ * go at once (nothing uncommitted, durability batch, no persistence).
+ */
+uint64_t persist_hold_seq(const struct broker *b);
+/* Whether everything up to seq is committed. */
+bool persist_is_committed(const struct broker *b, uint64_t seq);
+/* Storage has failed: what waits for a commit will never get it. */
+bool persist_failed(const struct broker *b);
+
+#endif

@@ -1,0 +1,1543 @@
+/*
+ * Integration: MQTT 5.0 normative statements that no other integration
+ * test checks yet, one test per statement, named after it
+ * (test_mqtt_3_3_2_7 checks [MQTT-3.3.2-7]).  docs/conformance.md maps
+ * every statement of the specification to the test that checks it; this
+ * file closes gaps in that table.  Raw sockets send exact bytes and read
+ * exact replies; each test gets a fresh broker (checked fixture).
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol/mqtt.h"
+#include "tests/integration/harness.h"
+
+#define V5 ((uint8_t)MQTT_V5)
+#define WAIT_MS 3000
+/* How long "nothing arrives" is watched for. */
+#define QUIET_MS 300
+
+static struct broker_proc broker;
+
+static void setup(void)
+{
+	broker_start_checked(&broker, NULL);
+}
+
+static void teardown(void)
+{
+	if (broker.pid > 0)
+		ck_assert_int_eq(broker_stop(&broker), 0);
+	broker_remove_files(&broker); /* kept when a test fails */
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ raw I/O */
+
+static void send_bytes(int fd, const uint8_t *bytes, size_t len)
+{
+	ck_assert_int_eq(raw_send(fd, bytes, len), 0);
+}
+
+/* The next packet is exactly these bytes. */
+static void expect_bytes(int fd, const uint8_t *want, size_t len)
+{
+	uint8_t buf[512];
+	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+
+	ck_assert_int_eq(n, (ssize_t)len);
+	ck_assert_mem_eq(buf, want, len);
+}
+
+/* The broker closes the connection without sending anything more. */
+static void expect_closed(int fd)
+{
+	uint8_t buf[512];
+
+	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS), 0);
+}
+
+/* Nothing arrives within QUIET_MS and the connection stays open. */
+static void expect_quiet(int fd)
+{
+	uint8_t buf[512];
+
+	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), QUIET_MS), -1);
+}
+
+/* DISCONNECT with exactly this reason, then the close. */
+static void expect_disconnect(int fd, uint8_t reason)
+{
+	const uint8_t want[] = { 0xE0, 0x01, reason };
+
+	expect_bytes(fd, want, sizeof(want));
+	expect_closed(fd);
+}
+
+/* DISCONNECT with some error reason (>= 0x80), then the close. */
+static void expect_disconnect_error(int fd)
+{
+	uint8_t buf[512];
+	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+
+	ck_assert_int_ge(n, 3);
+	ck_assert_uint_eq(buf[0], 0xE0);
+	ck_assert_uint_ge(buf[2], 0x80);
+	expect_closed(fd);
+}
+
+/* The connection is alive: PINGREQ gets PINGRESP. */
+static void expect_alive(int fd)
+{
+	const uint8_t pingreq[] = { 0xC0, 0x00 };
+	const uint8_t pingresp[] = { 0xD0, 0x00 };
+
+	send_bytes(fd, pingreq, sizeof(pingreq));
+	expect_bytes(fd, pingresp, sizeof(pingresp));
+}
+
+/* A 5.0 client: Clean Start, Session Expiry (0: none sent), Receive
+ * Maximum (0: none sent); *present (may be NULL) gets Session Present. */
+static int client_ex(const char *id, bool clean, uint32_t expiry,
+		     uint16_t receive_max, bool *present)
+{
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int fd = raw_connect(&broker);
+
+	ck_assert_int_ge(fd, 0);
+	raw_connect_init(&c, V5, id);
+	c.clean_start = clean;
+	if (expiry) {
+		mqtt_props_set(&c.props, MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+		c.props.session_expiry_interval = expiry;
+	}
+	if (receive_max) {
+		mqtt_props_set(&c.props, MQTT_PROP_RECEIVE_MAXIMUM);
+		c.props.receive_maximum = receive_max;
+	}
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf), &ack),
+			 0);
+	if (present)
+		*present = ack.session_present;
+	return fd;
+}
+
+static int client(const char *id)
+{
+	return client_ex(id, true, 0, 0, NULL);
+}
+
+static int subscriber(const char *id, const char *filter, uint8_t options)
+{
+	int fd = client(id);
+
+	ck_assert_int_eq(raw_subscribe(fd, V5, 1, filter, options),
+			 options & MQTT_SUBOPT_QOS_MASK);
+	return fd;
+}
+
+/* A PUBLISH through the codec; props may be NULL. */
+static void send_publish(int fd, const char *topic, const void *payload,
+			 size_t payload_len, uint8_t qos, bool dup,
+			 bool retain, uint16_t packet_id,
+			 const struct mqtt_props *props)
+{
+	struct mqtt_packet pkt = { .type = MQTT_PUBLISH };
+
+	pkt.u.publish.qos = qos;
+	pkt.u.publish.dup = dup;
+	pkt.u.publish.retain = retain;
+	pkt.u.publish.packet_id = packet_id;
+	pkt.u.publish.topic.data = (const uint8_t *)topic;
+	pkt.u.publish.topic.len = strlen(topic);
+	pkt.u.publish.payload.data = payload;
+	pkt.u.publish.payload.len = payload_len;
+	if (props)
+		pkt.u.publish.props = *props;
+	ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+}
+
+static void publish_str(int fd, const char *topic, const char *payload,
+			uint8_t qos, uint16_t packet_id)
+{
+	send_publish(fd, topic, payload, strlen(payload), qos, false, false,
+		     packet_id, NULL);
+}
+
+/* PUBACK/PUBREC/PUBREL/PUBCOMP: short form for 0, else with the reason. */
+static void expect_ack(int fd, uint8_t type, uint16_t packet_id,
+		       uint8_t reason)
+{
+	uint8_t want[5] = { (uint8_t)(type << 4 |
+				      (type == MQTT_PUBREL ? 0x02 : 0)), 0x02,
+			    (uint8_t)(packet_id >> 8), (uint8_t)packet_id,
+			    reason };
+
+	if (reason != 0) {
+		want[1] = 0x03;
+		expect_bytes(fd, want, 5);
+	} else {
+		expect_bytes(fd, want, 4);
+	}
+}
+
+/* A success acknowledgement for a PUBLISH to a topic with a subscriber
+ * (0x00) or without (0x10 No matching subscribers is a success too). */
+static void expect_ack_ok(int fd, uint8_t type, uint16_t packet_id)
+{
+	uint8_t buf[64];
+	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+
+	ck_assert_int_ge(n, 4);
+	ck_assert_uint_eq(buf[0] >> 4, type);
+	ck_assert_uint_eq((unsigned)(buf[2] << 8 | buf[3]), packet_id);
+	if (n > 4)
+		ck_assert_uint_lt(buf[4], 0x80);
+}
+
+/* PUBACK/PUBREC with a reason (the 5-byte form). */
+static void send_ack_reason(int fd, uint8_t type, uint16_t packet_id,
+			    uint8_t reason)
+{
+	const uint8_t pkt[] = { (uint8_t)(type << 4), 0x03,
+				(uint8_t)(packet_id >> 8),
+				(uint8_t)packet_id, reason };
+
+	send_bytes(fd, pkt, sizeof(pkt));
+}
+
+static void send_ack(int fd, uint8_t type, uint16_t packet_id)
+{
+	const uint8_t pkt[] = { (uint8_t)(type << 4 |
+					  (type == MQTT_PUBREL ? 0x02 : 0)),
+				0x02, (uint8_t)(packet_id >> 8),
+				(uint8_t)packet_id };
+
+	send_bytes(fd, pkt, sizeof(pkt));
+}
+
+/* The next packet is a PUBLISH of topic and payload at qos; *out (may be
+ * NULL) gets it, views into buf. */
+static void expect_publish(int fd, const char *topic, const char *payload,
+			   uint8_t qos, uint8_t *buf, size_t cap,
+			   struct mqtt_publish *out)
+{
+	struct mqtt_packet pkt;
+
+	ck_assert_int_eq(raw_recv_decoded(fd, buf, cap, WAIT_MS, V5, &pkt),
+			 MQTT_PUBLISH);
+	ck_assert_uint_eq(pkt.u.publish.topic.len, strlen(topic));
+	ck_assert_mem_eq(pkt.u.publish.topic.data, topic, strlen(topic));
+	ck_assert_uint_eq(pkt.u.publish.payload.len, strlen(payload));
+	ck_assert_mem_eq(pkt.u.publish.payload.data, payload,
+			 strlen(payload));
+	ck_assert_uint_eq(pkt.u.publish.qos, qos);
+	if (out)
+		*out = pkt.u.publish;
+}
+
+/*
+ * A 5.0 CONNECT (keep alive 60, no properties) with the flags given and
+ * the payload bytes after them, written into out; returns its length.
+ */
+static size_t connect_bytes(uint8_t flags, const uint8_t *payload,
+			    size_t payload_len, uint8_t *out)
+{
+	static const uint8_t head[] = { 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05 };
+	size_t n = 0;
+
+	ck_assert_uint_lt(11 + payload_len, 128);
+	out[n++] = 0x10;
+	out[n++] = (uint8_t)(11 + payload_len);
+	memcpy(out + n, head, sizeof(head));
+	n += sizeof(head);
+	out[n++] = flags;
+	out[n++] = 0x00;
+	out[n++] = 0x3C;
+	out[n++] = 0x00; /* Property Length */
+	memcpy(out + n, payload, payload_len);
+	return n + payload_len;
+}
+
+/* The CONNECT is refused: CONNACK with a reason >= 0x80 and Session
+ * Present 0, then the close; or just the close. */
+static void expect_connect_refused(const uint8_t *bytes, size_t len)
+{
+	uint8_t buf[256];
+	int fd = raw_connect(&broker);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	send_bytes(fd, bytes, len);
+	n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+	ck_assert_int_ge(n, 0);
+	if (n > 0) {
+		ck_assert_uint_eq(buf[0], 0x20);
+		ck_assert_int_ge(n, 4);
+		ck_assert_uint_eq(buf[2], 0x00);
+		ck_assert_uint_ge(buf[3], 0x80);
+		expect_closed(fd);
+	}
+	close(fd);
+}
+
+/* The CONNECT is accepted: CONNACK 0x00. */
+static void expect_connect_accepted(const uint8_t *bytes, size_t len)
+{
+	uint8_t buf[256];
+	int fd = raw_connect(&broker);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	send_bytes(fd, bytes, len);
+	n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+	ck_assert_int_ge(n, 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x00);
+	expect_alive(fd);
+	close(fd);
+}
+
+/* ------------------------------------------------------- chapter 1 */
+
+/*
+ * [MQTT-1.5.4-3] U+FEFF (EF BB BF) in a topic is a character like any
+ * other: not stripped by the receiver.  A subscriber of the topic with
+ * the BOM gets the message on exactly those bytes; one of the topic
+ * without it gets nothing.
+ */
+START_TEST(test_mqtt_1_5_4_3)
+{
+	static const char bom_topic[] = "bom/\xEF\xBB\xBF"
+					"x";
+	int with = subscriber("with", bom_topic, 0);
+	int without = subscriber("without", "bom/x", 0);
+	int pub = client("pub");
+	uint8_t buf[256];
+
+	publish_str(pub, bom_topic, "1", 0, 0);
+	expect_publish(with, bom_topic, "1", 0, buf, sizeof(buf), NULL);
+	expect_quiet(without);
+	close(pub);
+	close(without);
+	close(with);
+}
+END_TEST
+
+/*
+ * [MQTT-1.5.5-1] The Remaining Length of what the broker sends uses the
+ * fewest bytes: forwarded PUBLISH packets with remaining lengths 127,
+ * 128, 16383 and 16384 carry a 1, 2, 2 and 3 byte Variable Byte Integer.
+ */
+START_TEST(test_mqtt_1_5_5_1)
+{
+	/* "vb/t" QoS 0, no properties: 2 + 4 + 1 bytes before the payload */
+	static const size_t remaining[] = { 127, 128, 16383, 16384 };
+	static const size_t width[] = { 1, 2, 2, 3 };
+	static uint8_t payload[16384], buf[16400];
+	int sub = subscriber("sub", "vb/t", 0);
+	int pub = client("pub");
+
+	memset(payload, 'p', sizeof(payload));
+	for (size_t i = 0; i < 4; i++) {
+		size_t value = 0, shift = 0, k = 1;
+		ssize_t n;
+
+		send_publish(pub, "vb/t", payload, remaining[i] - 7, 0, false,
+			     false, 0, NULL);
+		n = raw_recv_packet(sub, buf, sizeof(buf), WAIT_MS);
+		ck_assert_int_gt(n, 0);
+		ck_assert_uint_eq(buf[0], 0x30);
+		do {
+			value += (size_t)(buf[k] & 0x7F) << shift;
+			shift += 7;
+		} while (buf[k++] & 0x80);
+		ck_assert_uint_eq(value, remaining[i]);
+		ck_assert_uint_eq(k - 1, width[i]);
+		ck_assert_uint_eq((size_t)n, 1 + width[i] + remaining[i]);
+	}
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/* ------------------------------------------------------- chapter 2 */
+
+/*
+ * [MQTT-2.2.1-4] Each new QoS 1 or 2 PUBLISH the broker sends gets a
+ * non-zero Packet Identifier not in use: three unacknowledged messages
+ * to a subscriber carry three different ones, DUP 0 on first sending
+ * ([MQTT-4.3.2-1], [MQTT-4.3.2-2] at QoS 1; [MQTT-4.3.3-1],
+ * [MQTT-4.3.3-2] at QoS 2).
+ */
+START_TEST(test_mqtt_2_2_1_4)
+{
+	for (uint8_t qos = 1; qos <= 2; qos++) {
+		int sub = subscriber("sub", "pid/t", qos);
+		int pub = client("pub");
+		uint16_t ids[3];
+
+		for (uint16_t i = 0; i < 3; i++) {
+			publish_str(pub, "pid/t", "m", qos, (uint16_t)(i + 1));
+			expect_ack(pub, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+				   (uint16_t)(i + 1), 0);
+		}
+		for (int i = 0; i < 3; i++) {
+			struct mqtt_publish got;
+			uint8_t buf[256];
+
+			expect_publish(sub, "pid/t", "m", qos, buf,
+				       sizeof(buf), &got);
+			ck_assert_uint_ne(got.packet_id, 0);
+			ck_assert(!got.dup);
+			ids[i] = got.packet_id;
+		}
+		ck_assert_uint_ne(ids[0], ids[1]);
+		ck_assert_uint_ne(ids[0], ids[2]);
+		ck_assert_uint_ne(ids[1], ids[2]);
+		close(pub);
+		close(sub);
+	}
+}
+END_TEST
+
+/*
+ * [MQTT-2.2.1-6] SUBACK and UNSUBACK carry the Packet Identifier of the
+ * SUBSCRIBE / UNSUBSCRIBE; with no properties, Property Length 0
+ * [MQTT-2.2.2-1].  An UNSUBSCRIBE that deletes nothing is answered too
+ * [MQTT-3.10.4-5].  Exact bytes.
+ */
+START_TEST(test_mqtt_2_2_1_6)
+{
+	static const uint8_t subscribe[] = { 0x82, 0x0A, 0x12, 0x34, 0x00,
+					     0x00, 0x04, 's', '/', 'i', 'd',
+					     0x01 };
+	static const uint8_t suback[] = { 0x90, 0x04, 0x12, 0x34, 0x00,
+					  0x01 };
+	static const uint8_t unsubscribe[] = { 0xA2, 0x09, 0xBE, 0xEF, 0x00,
+					       0x00, 0x04, 's', '/', 'i',
+					       'd' };
+	static const uint8_t unsuback[] = { 0xB0, 0x04, 0xBE, 0xEF, 0x00,
+					    0x00 };
+	static const uint8_t unsuback_none[] = { 0xB0, 0x04, 0xBE, 0xEF,
+						 0x00, 0x11 };
+	int fd = client("ids");
+
+	send_bytes(fd, subscribe, sizeof(subscribe));
+	expect_bytes(fd, suback, sizeof(suback));
+	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
+	expect_bytes(fd, unsuback, sizeof(unsuback));
+	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
+	expect_bytes(fd, unsuback_none, sizeof(unsuback_none));
+	close(fd);
+}
+END_TEST
+
+/*
+ * [MQTT-2.2.2-1] A PUBLISH forwarded without properties carries Property
+ * Length 0, and QoS 0 has no Packet Identifier [MQTT-2.2.1-2]: exact
+ * bytes.
+ */
+START_TEST(test_mqtt_2_2_2_1)
+{
+	static const uint8_t want[] = { 0x30, 0x08, 0x00, 0x04, 'p', 'l',
+					'/', 't', 0x00, 'x' };
+	int sub = subscriber("sub", "pl/t", 0);
+	int pub = client("pub");
+
+	publish_str(pub, "pl/t", "x", 0, 0);
+	expect_bytes(sub, want, sizeof(want));
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/* ---------------------------------------------------- 3.1 CONNECT */
+
+/* [MQTT-3.1.2-9] Will Flag 1 but no Will Properties, Topic, Payload. */
+START_TEST(test_mqtt_3_1_2_9)
+{
+	static const uint8_t id[] = { 0x00, 0x01, 'c' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x06, id, sizeof(id), pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.2-12] Will QoS 3 is malformed; Will QoS 2 is accepted. */
+START_TEST(test_mqtt_3_1_2_12)
+{
+	static const uint8_t will[] = { 0x00, 0x01, 'c', 0x00, 0x00, 0x01,
+					'w', 0x00, 0x01, 'x' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt,
+			       connect_bytes(0x1E, will, sizeof(will), pkt));
+	expect_connect_accepted(pkt,
+				connect_bytes(0x16, will, sizeof(will), pkt));
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.2-14] Will Flag 1, Will Retain 0: the will is published as a
+ * non-retained message: a live subscriber gets it with RETAIN 0, a later
+ * subscriber gets nothing.
+ */
+START_TEST(test_mqtt_3_1_2_14)
+{
+	/* client id "c", will properties none, will topic "w14", payload "x" */
+	static const uint8_t will[] = { 0x00, 0x01, 'c', 0x00, 0x00, 0x03,
+					'w', '1', '4', 0x00, 0x01, 'x' };
+	int obs = subscriber("obs", "w14", 0);
+	struct mqtt_publish got;
+	uint8_t pkt[64], buf[256];
+	int fd = raw_connect(&broker), later;
+
+	ck_assert_int_ge(fd, 0);
+	send_bytes(fd, pkt, connect_bytes(0x06, will, sizeof(will), pkt));
+	ck_assert_int_ge(raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x00);
+	close(fd); /* no DISCONNECT: the will goes */
+	expect_publish(obs, "w14", "x", 0, buf, sizeof(buf), &got);
+	ck_assert(!got.retain);
+	later = subscriber("later", "w14", 0);
+	expect_quiet(later);
+	close(later);
+	close(obs);
+}
+END_TEST
+
+/* [MQTT-3.1.2-16] User Name Flag 0 but a User Name in the payload. */
+START_TEST(test_mqtt_3_1_2_16)
+{
+	static const uint8_t payload[] = { 0x00, 0x01, 'c', 0x00, 0x01, 'u' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x02, payload,
+						  sizeof(payload), pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.2-17] User Name Flag 1 without a User Name; with one it is
+ * accepted. */
+START_TEST(test_mqtt_3_1_2_17)
+{
+	static const uint8_t payload[] = { 0x00, 0x01, 'c', 0x00, 0x01, 'u' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x82, payload, 3, pkt));
+	expect_connect_accepted(pkt, connect_bytes(0x82, payload,
+						   sizeof(payload), pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.2-18] Password Flag 0 but a Password after the User Name. */
+START_TEST(test_mqtt_3_1_2_18)
+{
+	static const uint8_t payload[] = { 0x00, 0x01, 'c', 0x00, 0x01, 'u',
+					   0x00, 0x01, 'p' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x82, payload,
+						  sizeof(payload), pkt));
+	expect_connect_accepted(pkt, connect_bytes(0xC2, payload,
+						   sizeof(payload), pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.2-19] Password Flag 1 without a Password; 5.0 allows a
+ * password without a user name. */
+START_TEST(test_mqtt_3_1_2_19)
+{
+	static const uint8_t payload[] = { 0x00, 0x01, 'c', 0x00, 0x01, 'p' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x42, payload, 3, pkt));
+	expect_connect_accepted(pkt, connect_bytes(0x42, payload,
+						   sizeof(payload), pkt));
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.2-28] Request Response Information 0 (sent, or absent and so
+ * 0): no Response Information in CONNACK.
+ */
+START_TEST(test_mqtt_3_1_2_28)
+{
+	for (int sent = 0; sent < 2; sent++) {
+		struct mqtt_connect c;
+		struct mqtt_connack ack;
+		uint8_t buf[256];
+		int fd = raw_connect(&broker);
+
+		ck_assert_int_ge(fd, 0);
+		raw_connect_init(&c, V5, "rri");
+		if (sent) {
+			mqtt_props_set(&c.props,
+				       MQTT_PROP_REQUEST_RESPONSE_INFORMATION);
+			c.props.request_response_information = 0;
+		}
+		ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf),
+						     &ack), 0);
+		ck_assert(!mqtt_props_has(&ack.props,
+					  MQTT_PROP_RESPONSE_INFORMATION));
+		close(fd);
+	}
+}
+END_TEST
+
+/* [MQTT-3.1.3-3] No Client Identifier at all: malformed. */
+START_TEST(test_mqtt_3_1_3_3)
+{
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x02, NULL, 0, pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.3-4] A Client Identifier that is not UTF-8 (0xFF). */
+START_TEST(test_mqtt_3_1_3_4)
+{
+	static const uint8_t id[] = { 0x00, 0x01, 0xFF };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x02, id, sizeof(id), pkt));
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.3-5] Client Identifiers of 1 to 23 bytes of [0-9a-zA-Z] are
+ * allowed, as given (no Assigned Client Identifier).
+ */
+START_TEST(test_mqtt_3_1_3_5)
+{
+	static const char *const ids[] = {
+		"0",
+		"Z",
+		"abcdefghijklmnopqrstuvw",
+		"ABCDEFGHIJKLMNOPQRSTUVW",
+		"01234567890123456789012",
+	};
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		struct mqtt_connect c;
+		struct mqtt_connack ack;
+		uint8_t buf[256];
+		int fd = raw_connect(&broker);
+
+		ck_assert_int_ge(fd, 0);
+		raw_connect_init(&c, V5, ids[i]);
+		ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf),
+						     &ack), 0);
+		ck_assert(!mqtt_props_has(
+			&ack.props, MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER));
+		expect_alive(fd);
+		close(fd);
+	}
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.3-8] A Client Identifier the server does not accept (longer
+ * than max_client_id_length 23): CONNACK 0x85, then the close.
+ */
+START_TEST(test_mqtt_3_1_3_8)
+{
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int fd;
+
+	ck_assert_int_eq(broker_stop(&broker), 0);
+	broker_remove_files(&broker);
+	broker_start_checked(&broker, "max_client_id_length 23");
+	fd = raw_connect(&broker);
+	ck_assert_int_ge(fd, 0);
+	raw_connect_init(&c, V5, "abcdefghijklmnopqrstuvwx"); /* 24 */
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf), &ack),
+			 MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID);
+	ck_assert(!ack.session_present);
+	expect_closed(fd);
+	close(fd);
+	fd = raw_connect(&broker);
+	ck_assert_int_ge(fd, 0);
+	raw_connect_init(&c, V5, "abcdefghijklmnopqrstuvw"); /* 23 */
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf), &ack),
+			 0);
+	close(fd);
+}
+END_TEST
+
+/* [MQTT-3.1.3-11] A Will Topic that is not UTF-8 (0xFF). */
+START_TEST(test_mqtt_3_1_3_11)
+{
+	static const uint8_t will[] = { 0x00, 0x01, 'c', 0x00, 0x00, 0x01,
+					0xFF, 0x00, 0x01, 'x' };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt,
+			       connect_bytes(0x06, will, sizeof(will), pkt));
+}
+END_TEST
+
+/* [MQTT-3.1.3-12] A User Name that is not UTF-8 (0xFE). */
+START_TEST(test_mqtt_3_1_3_12)
+{
+	static const uint8_t payload[] = { 0x00, 0x01, 'c', 0x00, 0x01,
+					   0xFE };
+	uint8_t pkt[64];
+
+	expect_connect_refused(pkt, connect_bytes(0x82, payload,
+						  sizeof(payload), pkt));
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.4-6] A refused CONNECT (Request Problem Information 2, a
+ * Protocol Error) with a retained PUBLISH right behind it in the same
+ * write: the PUBLISH is not processed, no retained message appears.  The
+ * same bytes behind an accepted CONNECT do store one.
+ */
+START_TEST(test_mqtt_3_1_4_6)
+{
+	/* CONNECT 5.0, properties { 0x17: 2 }, client id "c" */
+	static const uint8_t bad_connect[] = { 0x10, 0x10, 0x00, 0x04, 'M',
+					       'Q', 'T', 'T', 0x05, 0x02,
+					       0x00, 0x3C, 0x02, 0x17, 0x02,
+					       0x00, 0x01, 'c' };
+	static const uint8_t good_connect[] = { 0x10, 0x0E, 0x00, 0x04, 'M',
+						'Q', 'T', 'T', 0x05, 0x02,
+						0x00, 0x3C, 0x00, 0x00, 0x01,
+						'd' };
+	/* PUBLISH QoS 0 RETAIN "r46/t" "x" */
+	static const uint8_t publish[] = { 0x31, 0x09, 0x00, 0x05, 'r', '4',
+					   '6', '/', 't', 0x00, 'x' };
+	uint8_t pkt[64], buf[256];
+	int fd, sub;
+
+	memcpy(pkt, bad_connect, sizeof(bad_connect));
+	memcpy(pkt + sizeof(bad_connect), publish, sizeof(publish));
+	expect_connect_refused(pkt, sizeof(bad_connect) + sizeof(publish));
+	sub = subscriber("sub", "r46/t", 0);
+	expect_quiet(sub);
+	close(sub);
+
+	/* control: behind an accepted CONNECT the PUBLISH is processed */
+	memcpy(pkt, good_connect, sizeof(good_connect));
+	memcpy(pkt + sizeof(good_connect), publish, sizeof(publish));
+	fd = raw_connect(&broker);
+	ck_assert_int_ge(fd, 0);
+	send_bytes(fd, pkt, sizeof(good_connect) + sizeof(publish));
+	ck_assert_int_ge(raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	expect_alive(fd);
+	sub = subscriber("sub", "r46/t", 0);
+	expect_publish(sub, "r46/t", "x", 0, buf, sizeof(buf), NULL);
+	close(sub);
+	close(fd);
+}
+END_TEST
+
+/* ---------------------------------------------------- 3.2 CONNACK */
+
+/*
+ * [MQTT-3.2.0-1] CONNECT and SUBSCRIBE in one write, with a retained
+ * message waiting: CONNACK comes first, before SUBACK and the PUBLISH.
+ */
+START_TEST(test_mqtt_3_2_0_1)
+{
+	static const uint8_t connect[] = { 0x10, 0x0E, 0x00, 0x04, 'M', 'Q',
+					   'T', 'T', 0x05, 0x02, 0x00, 0x3C,
+					   0x00, 0x00, 0x01, 'c' };
+	static const uint8_t subscribe[] = { 0x82, 0x0C, 0x00, 0x01, 0x00,
+					     0x00, 0x06, 'r', '2', '0', '1',
+					     '/', 't', 0x00 };
+	int pub = client("pub");
+	uint8_t pkt[64], buf[256];
+	int fd, types = 0;
+
+	send_publish(pub, "r201/t", "x", 1, 1, false, true, 1, NULL);
+	expect_ack_ok(pub, MQTT_PUBACK, 1);
+	memcpy(pkt, connect, sizeof(connect));
+	memcpy(pkt + sizeof(connect), subscribe, sizeof(subscribe));
+	fd = raw_connect(&broker);
+	ck_assert_int_ge(fd, 0);
+	send_bytes(fd, pkt, sizeof(connect) + sizeof(subscribe));
+	ck_assert_int_ge(raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], 0x00);
+	/* then SUBACK and the retained PUBLISH, in either order */
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_gt(raw_recv_packet(fd, buf, sizeof(buf),
+						 WAIT_MS), 0);
+		types |= 1 << (buf[0] >> 4);
+	}
+	ck_assert_int_eq(types, 1 << MQTT_SUBACK | 1 << MQTT_PUBLISH);
+	close(fd);
+	close(pub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.2.2-1] Bits 7-1 of the Connect Acknowledge Flags are 0, both
+ * for a new session and for a resumed one (Session Present 1).
+ */
+START_TEST(test_mqtt_3_2_2_1)
+{
+	for (int round = 0; round < 2; round++) {
+		struct mqtt_connect c;
+		struct mqtt_packet pkt = { .type = MQTT_CONNECT };
+		uint8_t buf[256];
+		int fd = raw_connect(&broker);
+
+		ck_assert_int_ge(fd, 0);
+		raw_connect_init(&c, V5, "flags");
+		c.clean_start = round == 0;
+		mqtt_props_set(&c.props, MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+		c.props.session_expiry_interval = 60;
+		pkt.u.connect = c;
+		ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+		ck_assert_int_ge(raw_recv_packet(fd, buf, sizeof(buf),
+						 WAIT_MS), 4);
+		ck_assert_uint_eq(buf[0], 0x20);
+		ck_assert_uint_lt(buf[1], 0x80); /* one-byte length */
+		ck_assert_uint_eq(buf[2] & 0xFE, 0);
+		ck_assert_uint_eq(buf[2], round == 0 ? 0x00 : 0x01);
+		ck_assert_uint_eq(buf[3], 0x00);
+		close(fd); /* no DISCONNECT: the session stays */
+		sleep_ms(100);
+	}
+}
+END_TEST
+
+/* ---------------------------------------------------- 3.3 PUBLISH */
+
+/*
+ * [MQTT-3.3.1-3] A PUBLISH received with DUP 1 (QoS 1, first time the
+ * broker sees it) goes out with DUP 0: the outgoing DUP says only whether
+ * the outgoing packet is a resend.  To a QoS 0 subscription it goes out
+ * as QoS 0 with DUP 0 [MQTT-3.3.1-2], [MQTT-4.3.1-1] and no Packet
+ * Identifier [MQTT-2.2.1-2] (exact bytes).
+ */
+START_TEST(test_mqtt_3_3_1_3)
+{
+	static const uint8_t want0[] = { 0x30, 0x09, 0x00, 0x05, 'd', 'u',
+					 'p', '/', 't', 0x00, 'x' };
+	int sub0 = subscriber("sub0", "dup/t", 0);
+	int sub1 = subscriber("sub1", "dup/t", 1);
+	int pub = client("pub");
+	struct mqtt_publish got;
+	uint8_t buf[256];
+
+	send_publish(pub, "dup/t", "x", 1, 1, true, false, 3, NULL);
+	expect_ack(pub, MQTT_PUBACK, 3, 0);
+	expect_bytes(sub0, want0, sizeof(want0));
+	expect_publish(sub1, "dup/t", "x", 1, buf, sizeof(buf), &got);
+	ck_assert(!got.dup);
+	send_ack(sub1, MQTT_PUBACK, got.packet_id);
+	close(pub);
+	close(sub1);
+	close(sub0);
+}
+END_TEST
+
+/*
+ * [MQTT-3.3.1-8] RETAIN 0 neither stores nor removes: after a retained
+ * "old", a non-retained "new" and a non-retained empty payload, a new
+ * subscriber still gets "old" with RETAIN 1.
+ */
+START_TEST(test_mqtt_3_3_1_8)
+{
+	int pub = client("pub");
+	struct mqtt_publish got;
+	uint8_t buf[256];
+	int sub;
+
+	send_publish(pub, "k/t", "old", 3, 0, false, true, 0, NULL);
+	send_publish(pub, "k/t", "new", 3, 0, false, false, 0, NULL);
+	send_publish(pub, "k/t", "", 0, 0, false, false, 0, NULL);
+	expect_alive(pub);
+	sub = subscriber("sub", "k/t", 0);
+	expect_publish(sub, "k/t", "old", 0, buf, sizeof(buf), &got);
+	ck_assert(got.retain);
+	expect_quiet(sub);
+	close(sub);
+	close(pub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.3.2-7] Topic Alias mappings do not outlive the Network
+ * Connection, even when the session does: alias 3 set, connection
+ * dropped, session resumed; an empty topic with alias 3 is then a
+ * Protocol Error.
+ */
+START_TEST(test_mqtt_3_3_2_7)
+{
+	struct mqtt_props props = { 0 };
+	bool present;
+	int fd;
+
+	mqtt_props_set(&props, MQTT_PROP_TOPIC_ALIAS);
+	props.topic_alias = 3;
+	fd = client_ex("alias", true, 60, 0, NULL);
+	send_publish(fd, "a7/t", "1", 1, 1, false, false, 1, &props);
+	expect_ack_ok(fd, MQTT_PUBACK, 1);
+	close(fd);
+	sleep_ms(100);
+	fd = client_ex("alias", false, 60, 0, &present);
+	ck_assert(present);
+	send_publish(fd, "", "2", 1, 1, false, false, 2, &props);
+	expect_disconnect(fd, MQTT_RC_PROTOCOL_ERROR);
+	close(fd);
+}
+END_TEST
+
+/*
+ * [MQTT-3.3.2-12] Every Topic Alias from 1 to the Topic Alias Maximum the
+ * broker announced is accepted: each is set with a topic, then used with
+ * an empty one, and the message arrives on the right topic.
+ */
+START_TEST(test_mqtt_3_3_2_12)
+{
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int sub = subscriber("sub", "al/#", 0);
+	int pub = raw_connect(&broker);
+	uint16_t max;
+
+	ck_assert_int_ge(pub, 0);
+	raw_connect_init(&c, V5, "pub");
+	ck_assert_int_eq(raw_mqtt_connect_ex(pub, &c, buf, sizeof(buf), &ack),
+			 0);
+	ck_assert(mqtt_props_has(&ack.props, MQTT_PROP_TOPIC_ALIAS_MAXIMUM));
+	max = ack.props.topic_alias_maximum;
+	ck_assert_uint_ge(max, 1);
+	for (uint16_t a = 1; a <= max; a++) {
+		struct mqtt_props props = { 0 };
+		char topic[16];
+
+		snprintf(topic, sizeof(topic), "al/%u", (unsigned)a);
+		mqtt_props_set(&props, MQTT_PROP_TOPIC_ALIAS);
+		props.topic_alias = a;
+		send_publish(pub, topic, "set", 3, 0, false, false, 0, &props);
+		send_publish(pub, "", "use", 3, 0, false, false, 0, &props);
+		expect_publish(sub, topic, "set", 0, buf, sizeof(buf), NULL);
+		expect_publish(sub, topic, "use", 0, buf, sizeof(buf), NULL);
+	}
+	expect_alive(pub);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.3.2-14] A Response Topic with a wildcard is refused
+ * (DISCONNECT with an error reason) and not delivered.
+ */
+START_TEST(test_mqtt_3_3_2_14)
+{
+	static const char rt[] = "rt/#";
+	struct mqtt_props props = { 0 };
+	int sub = subscriber("sub", "rt/#", 0);
+	int pub = client("pub");
+
+	mqtt_props_set(&props, MQTT_PROP_RESPONSE_TOPIC);
+	props.response_topic.data = (const uint8_t *)rt;
+	props.response_topic.len = strlen(rt);
+	send_publish(pub, "rt/t", "x", 1, 0, false, false, 0, &props);
+	expect_disconnect_error(pub);
+	expect_quiet(sub);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.3.4-10] With the client's Receive Maximum 1 used up by an
+ * unacknowledged QoS 1 PUBLISH, the next PUBLISH waits, but PINGRESP,
+ * SUBACK and UNSUBACK do not ([MQTT-4.9.0-3]); the PUBACK lets the
+ * waiting PUBLISH go.
+ */
+START_TEST(test_mqtt_3_3_4_10)
+{
+	static const uint8_t unsubscribe[] = { 0xA2, 0x0B, 0x00, 0x07, 0x00,
+					       0x00, 0x06, 'r', 'm', '/',
+					       'o', 't', 'h' };
+	static const uint8_t unsuback[] = { 0xB0, 0x04, 0x00, 0x07, 0x00,
+					    0x00 };
+	int sub = client_ex("sub", true, 0, 1, NULL);
+	int pub = client("pub");
+	struct mqtt_publish got;
+	uint8_t buf[256];
+
+	ck_assert_int_eq(raw_subscribe(sub, V5, 1, "rm/t", 1), 1);
+	publish_str(pub, "rm/t", "1", 1, 1);
+	expect_ack(pub, MQTT_PUBACK, 1, 0);
+	publish_str(pub, "rm/t", "2", 1, 2);
+	expect_ack(pub, MQTT_PUBACK, 2, 0);
+	expect_publish(sub, "rm/t", "1", 1, buf, sizeof(buf), &got);
+	expect_quiet(sub);
+	expect_alive(sub);
+	ck_assert_int_eq(raw_subscribe(sub, V5, 6, "rm/oth", 0), 0);
+	send_bytes(sub, unsubscribe, sizeof(unsubscribe));
+	expect_bytes(sub, unsuback, sizeof(unsuback));
+	send_ack(sub, MQTT_PUBACK, got.packet_id);
+	expect_publish(sub, "rm/t", "2", 1, buf, sizeof(buf), &got);
+	send_ack(sub, MQTT_PUBACK, got.packet_id);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/* ------------------------------------------- 3.8 - 3.11 SUBSCRIBE */
+
+/* [MQTT-3.8.3-1] A Topic Filter that is not UTF-8 in SUBSCRIBE. */
+START_TEST(test_mqtt_3_8_3_1)
+{
+	static const uint8_t subscribe[] = { 0x82, 0x07, 0x00, 0x01, 0x00,
+					     0x00, 0x01, 0xFF, 0x00 };
+	int fd = client("bad");
+
+	send_bytes(fd, subscribe, sizeof(subscribe));
+	expect_disconnect_error(fd);
+	close(fd);
+}
+END_TEST
+
+/* [MQTT-3.10.3-1] A Topic Filter that is not UTF-8 in UNSUBSCRIBE. */
+START_TEST(test_mqtt_3_10_3_1)
+{
+	static const uint8_t unsubscribe[] = { 0xA2, 0x06, 0x00, 0x01, 0x00,
+					       0x00, 0x01, 0xFF };
+	int fd = client("bad");
+
+	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
+	expect_disconnect_error(fd);
+	close(fd);
+}
+END_TEST
+
+/*
+ * [MQTT-3.10.4-1] UNSUBSCRIBE compares filters character by character,
+ * not by matching: "u/a" does not remove "u/+" (0x11, still delivered);
+ * "u/+" does (0x00, no longer delivered [MQTT-3.10.4-2]).
+ */
+START_TEST(test_mqtt_3_10_4_1)
+{
+	static const uint8_t unsub_a[] = { 0xA2, 0x08, 0x00, 0x02, 0x00, 0x00,
+					   0x03, 'u', '/', 'a' };
+	static const uint8_t unsuback_a[] = { 0xB0, 0x04, 0x00, 0x02, 0x00,
+					      0x11 };
+	static const uint8_t unsub_plus[] = { 0xA2, 0x08, 0x00, 0x03, 0x00,
+					      0x00, 0x03, 'u', '/', '+' };
+	static const uint8_t unsuback_plus[] = { 0xB0, 0x04, 0x00, 0x03, 0x00,
+						 0x00 };
+	int sub = subscriber("sub", "u/+", 0);
+	int pub = client("pub");
+	uint8_t buf[256];
+
+	send_bytes(sub, unsub_a, sizeof(unsub_a));
+	expect_bytes(sub, unsuback_a, sizeof(unsuback_a));
+	publish_str(pub, "u/a", "1", 0, 0);
+	expect_publish(sub, "u/a", "1", 0, buf, sizeof(buf), NULL);
+	send_bytes(sub, unsub_plus, sizeof(unsub_plus));
+	expect_bytes(sub, unsuback_plus, sizeof(unsuback_plus));
+	publish_str(pub, "u/a", "2", 0, 0);
+	expect_quiet(sub);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.10.4-3] A QoS 2 delivery under way when the subscription is
+ * removed is completed: PUBREC after the UNSUBACK still gets PUBREL.
+ */
+START_TEST(test_mqtt_3_10_4_3)
+{
+	static const uint8_t unsubscribe[] = { 0xA2, 0x08, 0x00, 0x02, 0x00,
+					       0x00, 0x03, 'q', '/', 't' };
+	static const uint8_t unsuback[] = { 0xB0, 0x04, 0x00, 0x02, 0x00,
+					    0x00 };
+	int sub = subscriber("sub", "q/t", 2);
+	int pub = client("pub");
+	struct mqtt_publish got;
+	uint8_t buf[256];
+
+	publish_str(pub, "q/t", "x", 2, 1);
+	expect_ack(pub, MQTT_PUBREC, 1, 0);
+	send_ack(pub, MQTT_PUBREL, 1);
+	expect_ack(pub, MQTT_PUBCOMP, 1, 0);
+	expect_publish(sub, "q/t", "x", 2, buf, sizeof(buf), &got);
+	send_bytes(sub, unsubscribe, sizeof(unsubscribe));
+	expect_bytes(sub, unsuback, sizeof(unsuback));
+	send_ack(sub, MQTT_PUBREC, got.packet_id);
+	expect_ack(sub, MQTT_PUBREL, got.packet_id, 0);
+	send_ack(sub, MQTT_PUBCOMP, got.packet_id);
+	expect_quiet(sub);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-3.11.3-1] UNSUBACK reason codes in the order of the filters:
+ * held, not held, held -> 0x00 0x11 0x00 ([MQTT-3.10.4-6]: one UNSUBACK).
+ */
+START_TEST(test_mqtt_3_11_3_1)
+{
+	static const uint8_t unsubscribe[] = { 0xA2, 0x12, 0x00, 0x07, 0x00,
+					       0x00, 0x03, 'o', '/', 'a',
+					       0x00, 0x03, 'o', '/', 'b',
+					       0x00, 0x03, 'o', '/', 'c' };
+	static const uint8_t unsuback[] = { 0xB0, 0x06, 0x00, 0x07, 0x00,
+					    0x00, 0x11, 0x00 };
+	int fd = subscriber("sub", "o/a", 0);
+
+	ck_assert_int_eq(raw_subscribe(fd, V5, 2, "o/c", 1), 1);
+	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
+	expect_bytes(fd, unsuback, sizeof(unsuback));
+	expect_alive(fd);
+	close(fd);
+}
+END_TEST
+
+/* ---------------------------------------------------- chapter 4 */
+
+/*
+ * [MQTT-4.1.0-1] Session State is kept while the connection is open,
+ * even past the Session Expiry Interval: Session Expiry 1, 2.5 s
+ * connected, the subscription still delivers.
+ */
+START_TEST(test_mqtt_4_1_0_1)
+{
+	int sub = client_ex("sub", true, 1, 0, NULL);
+	int pub;
+	uint8_t buf[256];
+
+	ck_assert_int_eq(raw_subscribe(sub, V5, 1, "s/t", 0), 0);
+	sleep_ms(2500);
+	pub = client("pub");
+	publish_str(pub, "s/t", "x", 0, 0);
+	expect_publish(sub, "s/t", "x", 0, buf, sizeof(buf), NULL);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-4.3.2-5] After PUBACK, a PUBLISH with the same Packet Identifier
+ * is a new message, DUP 1 or not: both are delivered.
+ */
+START_TEST(test_mqtt_4_3_2_5)
+{
+	int sub = subscriber("sub", "n/t", 0);
+	int pub = client("pub");
+	uint8_t buf[256];
+
+	send_publish(pub, "n/t", "a", 1, 1, false, false, 7, NULL);
+	expect_ack(pub, MQTT_PUBACK, 7, 0);
+	send_publish(pub, "n/t", "b", 1, 1, true, false, 7, NULL);
+	expect_ack(pub, MQTT_PUBACK, 7, 0);
+	expect_publish(sub, "n/t", "a", 0, buf, sizeof(buf), NULL);
+	expect_publish(sub, "n/t", "b", 0, buf, sizeof(buf), NULL);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-4.3.3-9] After a PUBREC with a failure reason (0x99 for a payload
+ * that is not the UTF-8 its Payload Format Indicator promises), a PUBLISH
+ * with the same Packet Identifier is a new message: accepted, delivered.
+ */
+START_TEST(test_mqtt_4_3_3_9)
+{
+	static const uint8_t bad[] = { 0xFF, 0xFE };
+	struct mqtt_props props = { 0 };
+	int sub = subscriber("sub", "f/t", 0);
+	int pub = client("pub");
+	uint8_t buf[256];
+
+	mqtt_props_set(&props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR);
+	props.payload_format_indicator = 1;
+	send_publish(pub, "f/t", bad, sizeof(bad), 2, false, false, 9,
+		     &props);
+	expect_ack(pub, MQTT_PUBREC, 9, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+	expect_quiet(sub);
+	send_publish(pub, "f/t", "ok", 2, 2, false, false, 9, &props);
+	expect_ack(pub, MQTT_PUBREC, 9, 0);
+	expect_publish(sub, "f/t", "ok", 0, buf, sizeof(buf), NULL);
+	send_ack(pub, MQTT_PUBREL, 9);
+	expect_ack(pub, MQTT_PUBCOMP, 9, 0);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-4.3.3-13] The QoS 2 exchange goes on after the message expired:
+ * PUBLISH with Message Expiry 1, PUBREC, 2.2 s, PUBREL -> PUBCOMP 0x00.
+ */
+START_TEST(test_mqtt_4_3_3_13)
+{
+	struct mqtt_props props = { 0 };
+	int pub = client("pub");
+
+	mqtt_props_set(&props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+	props.message_expiry_interval = 1;
+	send_publish(pub, "e/t", "x", 1, 2, false, false, 5, &props);
+	expect_ack_ok(pub, MQTT_PUBREC, 5);
+	sleep_ms(2200);
+	send_ack(pub, MQTT_PUBREL, 5);
+	expect_ack(pub, MQTT_PUBCOMP, 5, 0);
+	close(pub);
+}
+END_TEST
+
+/*
+ * [MQTT-4.4.0-2] A PUBACK (QoS 1) or PUBREC (QoS 2) with a failure
+ * reason acknowledges the PUBLISH: it is not sent again, not even on a
+ * session resumed later (the only time a resend is allowed,
+ * [MQTT-4.4.0-1]).
+ */
+START_TEST(test_mqtt_4_4_0_2)
+{
+	for (uint8_t qos = 1; qos <= 2; qos++) {
+		int sub = client_ex("sub", true, 60, 0, NULL);
+		int pub = client("pub");
+		struct mqtt_publish got;
+		uint8_t buf[256];
+		bool present;
+
+		ck_assert_int_eq(raw_subscribe(sub, V5, 1, "r/t", qos), qos);
+		publish_str(pub, "r/t", "x", qos, 1);
+		expect_ack(pub, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, 1, 0);
+		if (qos == 2) {
+			send_ack(pub, MQTT_PUBREL, 1);
+			expect_ack(pub, MQTT_PUBCOMP, 1, 0);
+		}
+		expect_publish(sub, "r/t", "x", qos, buf, sizeof(buf), &got);
+		send_ack_reason(sub, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+				got.packet_id, MQTT_RC_UNSPECIFIED_ERROR);
+		expect_quiet(sub); /* no PUBREL after a failed PUBREC */
+		close(sub);
+		sleep_ms(100);
+		sub = client_ex("sub", false, 60, 0, &present);
+		ck_assert(present);
+		expect_quiet(sub);
+		close(sub);
+		close(pub);
+		/* end the session for the next round */
+		sub = client_ex("sub", true, 0, 0, NULL);
+		close(sub);
+	}
+}
+END_TEST
+
+/*
+ * [MQTT-4.7.3-1] A Topic Filter is at least one character long: an empty
+ * filter is refused (SUBACK failure code, or DISCONNECT with an error);
+ * it matches nothing either way.
+ */
+START_TEST(test_mqtt_4_7_3_1)
+{
+	static const uint8_t subscribe[] = { 0x82, 0x06, 0x00, 0x05, 0x00,
+					     0x00, 0x00, 0x00 };
+	uint8_t buf[256];
+	int fd = client("empty");
+	ssize_t n;
+
+	send_bytes(fd, subscribe, sizeof(subscribe));
+	n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+	ck_assert_int_ge(n, 3);
+	if (buf[0] == 0x90) {
+		ck_assert_int_eq(n, 6);
+		ck_assert_uint_eq(buf[2] << 8 | buf[3], 5);
+		ck_assert_uint_ge(buf[5], 0x80);
+		expect_alive(fd);
+	} else {
+		ck_assert_uint_eq(buf[0], 0xE0);
+		ck_assert_uint_ge(buf[2], 0x80);
+		expect_closed(fd);
+	}
+	close(fd);
+}
+END_TEST
+
+/*
+ * [MQTT-4.7.3-4] No normalization when matching: "n/caf\u00e9" does not
+ * match "n/cafe\u0301" (the same text, decomposed) nor "n/CAF\u00c9";
+ * only the exact bytes do.
+ */
+START_TEST(test_mqtt_4_7_3_4)
+{
+	static const char composed[] = "n/caf\xC3\xA9";
+	int sub = subscriber("sub", composed, 0);
+	int pub = client("pub");
+	uint8_t buf[256];
+
+	publish_str(pub, "n/cafe\xCC\x81", "decomposed", 0, 0);
+	publish_str(pub, "n/CAF\xC3\x89", "upper", 0, 0);
+	publish_str(pub, composed, "exact", 0, 0);
+	expect_publish(sub, composed, "exact", 0, buf, sizeof(buf), NULL);
+	expect_quiet(sub);
+	close(pub);
+	close(sub);
+}
+END_TEST
+
+/*
+ * [MQTT-4.8.2-1], [MQTT-4.8.2-2] Shared Subscription filters: an empty
+ * ShareName, no '/' after it, no filter after the '/', '+' or '#' in the
+ * ShareName are refused one by one (0x8F Topic Filter invalid); a good
+ * one in the same SUBSCRIBE is granted.
+ */
+START_TEST(test_mqtt_4_8_2_1)
+{
+	static const char *const filters[] = {
+		"$share//t", "$share/g", "$share/g/", "$share/a+/t",
+		"$share/a#/t", "$share/g/t",
+	};
+	struct mqtt_sub_entry e[6];
+	struct mqtt_packet pkt = { .type = MQTT_SUBSCRIBE };
+	uint8_t buf[256];
+	int fd = client("share");
+
+	memset(e, 0, sizeof(e));
+	for (size_t i = 0; i < 6; i++) {
+		e[i].filter.data = (const uint8_t *)filters[i];
+		e[i].filter.len = strlen(filters[i]);
+		e[i].qos = 1;
+	}
+	pkt.u.subscribe.packet_id = 4;
+	pkt.u.subscribe.count = 6;
+	pkt.u.subscribe.subs = e;
+	ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+	ck_assert_int_eq(raw_recv_decoded(fd, buf, sizeof(buf), WAIT_MS, V5,
+					  &pkt), MQTT_SUBACK);
+	ck_assert_uint_eq(pkt.u.suback.packet_id, 4);
+	ck_assert_uint_eq(pkt.u.suback.reasons.len, 6);
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_uint_eq(pkt.u.suback.reasons.data[i],
+				  MQTT_RC_TOPIC_FILTER_INVALID);
+	ck_assert_uint_eq(pkt.u.suback.reasons.data[5], 1);
+	expect_alive(fd);
+	close(fd);
+}
+END_TEST
+
+/*
+ * [MQTT-4.8.2-3] A shared subscription's granted QoS is respected: QoS 1
+ * and 2 messages reach a QoS 0 member at QoS 0, a QoS 2 message a QoS 1
+ * member at QoS 1.
+ */
+START_TEST(test_mqtt_4_8_2_3)
+{
+	int m0 = subscriber("m0", "$share/g0/sq/t", 0);
+	int m1 = subscriber("m1", "$share/g1/sq/t", 1);
+	int pub = client("pub");
+	struct mqtt_publish got;
+	uint8_t buf[256];
+
+	publish_str(pub, "sq/t", "x", 2, 1);
+	expect_ack(pub, MQTT_PUBREC, 1, 0);
+	send_ack(pub, MQTT_PUBREL, 1);
+	expect_ack(pub, MQTT_PUBCOMP, 1, 0);
+	expect_publish(m0, "sq/t", "x", 0, buf, sizeof(buf), NULL);
+	expect_publish(m1, "sq/t", "x", 1, buf, sizeof(buf), &got);
+	send_ack(m1, MQTT_PUBACK, got.packet_id);
+	close(pub);
+	close(m1);
+	close(m0);
+}
+END_TEST
+
+/*
+ * Two members of "$share/g/<topic>" at QoS 2, sessions kept for expiry
+ * seconds (0: none); a QoS 2 message is published.  Returns the index
+ * (0 or 1) of the member that got it; *got and buf hold the PUBLISH.
+ */
+static int shared_pair(int fds[2], const char *topic, uint32_t expiry,
+		       uint8_t qos, struct mqtt_publish *got, uint8_t *buf,
+		       size_t cap)
+{
+	static const char *const ids[2] = { "m0", "m1" };
+	char filter[64];
+	struct mqtt_packet pkt;
+	int pub, who = -1;
+
+	snprintf(filter, sizeof(filter), "$share/g/%s", topic);
+	for (int i = 0; i < 2; i++) {
+		fds[i] = client_ex(ids[i], true, expiry, 0, NULL);
+		ck_assert_int_eq(raw_subscribe(fds[i], V5, 1, filter, qos),
+				 qos);
+	}
+	pub = client("pub");
+	publish_str(pub, topic, "x", qos, 1);
+	expect_ack(pub, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, 1, 0);
+	if (qos == 2) {
+		send_ack(pub, MQTT_PUBREL, 1);
+		expect_ack(pub, MQTT_PUBCOMP, 1, 0);
+	}
+	close(pub);
+	for (int i = 0; i < 2 && who < 0; i++)
+		if (raw_recv_decoded(fds[i], buf, cap, 500, V5, &pkt) ==
+		    MQTT_PUBLISH)
+			who = i;
+	ck_assert_int_ge(who, 0);
+	*got = pkt.u.publish;
+	ck_assert_uint_eq(got->qos, qos);
+	return who;
+}
+
+/*
+ * [MQTT-4.8.2-4] A QoS 2 message to a shared member whose connection
+ * breaks before PUBREC is completed with that member when it comes back
+ * (resent with DUP 1), not given to the other member.
+ */
+START_TEST(test_mqtt_4_8_2_4)
+{
+	static const char *const ids[2] = { "m0", "m1" };
+	struct mqtt_publish got;
+	uint8_t buf[256];
+	int fds[2], who;
+	bool present;
+
+	who = shared_pair(fds, "s4/t", 60, 2, &got, buf, sizeof(buf));
+	close(fds[who]);
+	expect_quiet(fds[1 - who]);
+	fds[who] = client_ex(ids[who], false, 60, 0, &present);
+	ck_assert(present);
+	expect_publish(fds[who], "s4/t", "x", 2, buf, sizeof(buf), &got);
+	ck_assert(got.dup);
+	send_ack(fds[who], MQTT_PUBREC, got.packet_id);
+	expect_ack(fds[who], MQTT_PUBREL, got.packet_id, 0);
+	send_ack(fds[who], MQTT_PUBCOMP, got.packet_id);
+	expect_quiet(fds[1 - who]);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
+/*
+ * [MQTT-4.8.2-5] A QoS 2 message to a shared member whose session ends
+ * (Session Expiry 0, connection dropped before PUBREC) is not sent to
+ * any other member.
+ */
+START_TEST(test_mqtt_4_8_2_5)
+{
+	struct mqtt_publish got;
+	uint8_t buf[256];
+	int fds[2], who;
+
+	who = shared_pair(fds, "s5/t", 0, 2, &got, buf, sizeof(buf));
+	close(fds[who]);
+	expect_quiet(fds[1 - who]);
+	close(fds[1 - who]);
+}
+END_TEST
+
+/*
+ * [MQTT-4.8.2-6] A shared member answering PUBACK 0x80: the message is
+ * discarded, not offered to the other member.
+ */
+START_TEST(test_mqtt_4_8_2_6)
+{
+	struct mqtt_publish got;
+	uint8_t buf[256];
+	int fds[2], who;
+
+	who = shared_pair(fds, "s6/t", 0, 1, &got, buf, sizeof(buf));
+	send_ack_reason(fds[who], MQTT_PUBACK, got.packet_id,
+			MQTT_RC_UNSPECIFIED_ERROR);
+	expect_quiet(fds[1 - who]);
+	expect_alive(fds[who]);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
+static Suite *conformance_suite(void)
+{
+	Suite *s = suite_create("10-conformance");
+	TCase *tc = tcase_create("conformance");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_mqtt_1_5_4_3);
+	tcase_add_test(tc, test_mqtt_1_5_5_1);
+	tcase_add_test(tc, test_mqtt_2_2_1_4);
+	tcase_add_test(tc, test_mqtt_2_2_1_6);
+	tcase_add_test(tc, test_mqtt_2_2_2_1);
+	tcase_add_test(tc, test_mqtt_3_1_2_9);
+	tcase_add_test(tc, test_mqtt_3_1_2_12);
+	tcase_add_test(tc, test_mqtt_3_1_2_14);
+	tcase_add_test(tc, test_mqtt_3_1_2_16);
+	tcase_add_test(tc, test_mqtt_3_1_2_17);
+	tcase_add_test(tc, test_mqtt_3_1_2_18);
+	tcase_add_test(tc, test_mqtt_3_1_2_19);
+	tcase_add_test(tc, test_mqtt_3_1_2_28);
+	tcase_add_test(tc, test_mqtt_3_1_3_3);
+	tcase_add_test(tc, test_mqtt_3_1_3_4);
+	tcase_add_test(tc, test_mqtt_3_1_3_5);
+	tcase_add_test(tc, test_mqtt_3_1_3_8);
+	tcase_add_test(tc, test_mqtt_3_1_3_11);
+	tcase_add_test(tc, test_mqtt_3_1_3_12);
+	tcase_add_test(tc, test_mqtt_3_1_4_6);
+	tcase_add_test(tc, test_mqtt_3_2_0_1);
+	tcase_add_test(tc, test_mqtt_3_2_2_1);
+	tcase_add_test(tc, test_mqtt_3_3_1_3);
+	tcase_add_test(tc, test_mqtt_3_3_1_8);
+	tcase_add_test(tc, test_mqtt_3_3_2_7);
+	tcase_add_test(tc, test_mqtt_3_3_2_12);
+	tcase_add_test(tc, test_mqtt_3_3_2_14);
+	tcase_add_test(tc, test_mqtt_3_3_4_10);
+	tcase_add_test(tc, test_mqtt_3_8_3_1);
+	tcase_add_test(tc, test_mqtt_3_10_3_1);
+	tcase_add_test(tc, test_mqtt_3_10_4_1);
+	tcase_add_test(tc, test_mqtt_3_10_4_3);
+	tcase_add_test(tc, test_mqtt_3_11_3_1);
+	tcase_add_test(tc, test_mqtt_4_1_0_1);
+	tcase_add_test(tc, test_mqtt_4_3_2_5);
+	tcase_add_test(tc, test_mqtt_4_3_3_9);
+	tcase_add_test(tc, test_mqtt_4_3_3_13);
+	tcase_add_test(tc, test_mqtt_4_4_0_2);
+	tcase_add_test(tc, test_mqtt_4_7_3_1);
+	tcase_add_test(tc, test_mqtt_4_7_3_4);
+	tcase_add_test(tc, test_mqtt_4_8_2_1);
+	tcase_add_test(tc, test_mqtt_4_8_2_3);
+	tcase_add_test(tc, test_mqtt_4_8_2_4);
+	tcase_add_test(tc, test_mqtt_4_8_2_5);
+	tcase_add_test(tc, test_mqtt_4_8_2_6);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(conformance_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
