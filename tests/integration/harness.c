@@ -620,3 +620,60 @@ void broker_remove_files(const struct broker_proc *b)
 	unlink(b->log);
 	rmdir(b->dir);
 }
+
+/* ------------------------------------------------------------------ */
+/* Helpers added for the restart and crash tests of tests/system/.     */
+
+int broker_restart(struct broker_proc *b)
+{
+	long deadline;
+
+	if (b->pid > 0 || !b->conf[0] || b->port <= 0)
+		return -1;
+	b->pid = fork();
+	if (b->pid < 0) {
+		b->pid = 0;
+		return -1;
+	}
+	if (b->pid == 0) {
+		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(cicada_bin(), "cicada", "-c", b->conf, (char *)NULL);
+		_exit(127);
+	}
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline) {
+		int fd = raw_connect(b);
+		int status;
+
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
+			b->pid = 0;
+			return -1;
+		}
+		usleep(5000);
+	}
+	broker_kill(b);
+	return -1;
+}
+
+int broker_kill(struct broker_proc *b)
+{
+	int status;
+
+	if (b->pid <= 0)
+		return -1;
+	kill(b->pid, SIGKILL);
+	while (waitpid(b->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	b->pid = 0;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : 1;
+}

@@ -139,4 +139,18 @@ void pc_close(MQTTClient *c);
  * log (kept when a test fails, for reading). */
 void broker_remove_files(const struct broker_proc *b);
 
+/* ------------------------------------------------------------------ */
+/* Helpers added for the restart and crash tests of tests/system/.     */
+
+/*
+ * Start cicada again after broker_stop() or broker_kill(): the same
+ * configuration file, port and scratch directory, its output appended to
+ * the same log.  Waits until the port accepts connections (at most
+ * 10 s).  Returns 0, or -1 (the broker is then not running).
+ */
+int broker_restart(struct broker_proc *b);
+/* SIGKILL and reap: returns 0 when cicada died of the SIGKILL, 1 when it
+ * had already exited by itself, -1 when no broker was running. */
+int broker_kill(struct broker_proc *b);
+
 #endif
