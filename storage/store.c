@@ -8,12 +8,15 @@
  * makes commits group commits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "storage/store_int.h"
 
@@ -149,6 +152,32 @@ out_mutex:
 	return -rc;
 }
 
+/*
+ * One cicada per database: a second broker started on the same file by
+ * mistake is refused at once instead of interleaving its sessions with
+ * ours.  flock() on a descriptor of our own, held until store_close(),
+ * does not touch SQLite's fcntl() locks; closing it only after SQLite has
+ * closed keeps POSIX from dropping those.  When the file cannot be opened
+ * SQLite's own open says why.
+ */
+static int take_lock(struct store *st, char *err, size_t errlen)
+{
+	st->lock_fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (st->lock_fd < 0)
+		return 0;
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		snprintf(err, errlen,
+			 "%s: the database is in use by another process "
+			 "(another cicada?)", st->path);
+		return -EBUSY;
+	}
+	snprintf(err, errlen, "%s: cannot lock: %s", st->path,
+		 strerror(errno));
+	return -EIO;
+}
+
 int store_open(struct store **out, const struct store_options *opts,
 	       char *err, size_t errlen)
 {
@@ -165,6 +194,7 @@ int store_open(struct store **out, const struct store_options *opts,
 		free(st);
 		goto out_nomem;
 	}
+	st->lock_fd = -1;
 	st->strict = opts->strict;
 	st->batch_interval_ms = opts->batch_interval_ms;
 	st->notify = opts->notify;
@@ -177,6 +207,9 @@ int store_open(struct store **out, const struct store_options *opts,
 		return rc;
 	}
 
+	rc = take_lock(st, err, errlen);
+	if (rc < 0)
+		goto out_close;
 	/* One thread at a time uses the connection: no SQLite mutexes. */
 	rc = sqlite3_open_v2(st->path, &st->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -215,6 +248,8 @@ int store_open(struct store **out, const struct store_options *opts,
 out_close:
 	store_writer_finalize(st);
 	sqlite3_close(st->db);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	pthread_cond_destroy(&st->wake);
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
@@ -278,6 +313,8 @@ void store_close(struct store *st)
 	store_ops_free(st->head);
 	store_writer_finalize(st);
 	sqlite3_close(st->db);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	pthread_cond_destroy(&st->wake);
 	pthread_mutex_destroy(&st->lock);
 	free(st->gc);

@@ -127,6 +127,8 @@ struct store_delivery {
  * Open (creating or migrating) the database and check it.  Returns 0, or
  * a negative errno with err holding one line: -EPROTO for a database
  * made by a newer cicada (its schema_version is higher than ours),
+ * -EBUSY when another process has it open (the store keeps an exclusive
+ * lock until store_close()),
  * -EIO when SQLite fails (err has its message), -ENOMEM.  The writer
  * thread does not run yet.
  */

@@ -118,6 +118,7 @@ enum store_stmt {
 
 struct store {
 	sqlite3 *db; /* the writer's once started; the opener's before */
+	int lock_fd; /* flock()ed for the store's life; -1: none */
 	char *path; /* as given, for messages */
 	bool strict;
 	unsigned batch_interval_ms;

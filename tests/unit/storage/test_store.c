@@ -1191,6 +1191,29 @@ START_TEST(test_open_foreign_db)
 }
 END_TEST
 
+/*
+ * A second store (another cicada) on a file in use is refused at once;
+ * a check may still read it; once the first closes, a store opens.
+ */
+START_TEST(test_open_in_use)
+{
+	struct store_options o = { .path = db_path, .strict = true };
+	struct store *st = open_started(), *second;
+	char err[256] = "";
+
+	ck_assert_int_eq(store_open(&second, &o, err, sizeof(err)), -EBUSY);
+	ck_assert_ptr_null(second);
+	ck_assert_msg(!strncmp(err, db_path, strlen(db_path)) &&
+			      strstr(err, "in use by another process"),
+		      "%s", err);
+	ck_assert_int_eq(store_check(db_path, err, sizeof(err)), 0);
+	store_close(st);
+	ck_assert_int_eq(store_open(&second, &o, err, sizeof(err)), 0);
+	store_close(second);
+	check_ok();
+}
+END_TEST
+
 /* ------------------------------------------------- commits and threads */
 
 START_TEST(test_notify_committed)
@@ -1581,6 +1604,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_open_garbage);
 	tcase_add_test(tc, test_open_unwritable);
 	tcase_add_test(tc, test_open_foreign_db);
+	tcase_add_test(tc, test_open_in_use);
 	tcase_add_test(tc, test_notify_committed);
 	tcase_add_test(tc, test_pragmas);
 	tcase_add_test(tc, test_strict_commits_at_once);
