@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,14 +99,94 @@ static void conn_fail(struct conn *c)
 	shard_want_flush(c->shard, c);
 }
 
+void conn_set_reason(struct mqtt_props *p, const char *s)
+{
+	size_t len = s ? strlen(s) : 0, lead = len;
+
+	/* Back over a last character snprintf() may have cut short. */
+	while (lead > 0 && ((uint8_t)s[lead - 1] & 0xC0) == 0x80)
+		lead--;
+	if (lead > 0 && ((uint8_t)s[lead - 1] & 0x80)) {
+		uint8_t b = (uint8_t)s[lead - 1];
+		size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+
+		if (len - (lead - 1) < need)
+			len = lead - 1;
+	}
+	if (len == 0)
+		return;
+	p->reason_string.data = (const uint8_t *)s;
+	p->reason_string.len = len;
+	mqtt_props_set(p, MQTT_PROP_REASON_STRING);
+}
+
+/* Where a packet we send keeps the Reason String and User Properties. */
+static const struct mqtt_props *problem_props(const struct mqtt_packet *pkt)
+{
+	switch (pkt->type) {
+	case MQTT_CONNACK:
+		return &pkt->u.connack.props;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		return &pkt->u.ack.props;
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+		return &pkt->u.suback.props;
+	case MQTT_DISCONNECT:
+	case MQTT_AUTH:
+		return &pkt->u.disconnect.props;
+	default:
+		return NULL; /* PUBLISH: the publisher's, forwarded as is */
+	}
+}
+
+#define PROBLEM_INFO ((UINT64_C(1) << MQTT_PROP_REASON_STRING) | \
+		      (UINT64_C(1) << MQTT_PROP_USER_PROPERTY))
+
+/*
+ * The packet as it may go to this client: without Reason String and User
+ * Properties when it asked for no problem information (CONNACK and
+ * DISCONNECT may still have them [MQTT-3.1.2-29]), or when they would take
+ * the packet past its Maximum Packet Size (then only they are dropped, not
+ * the packet [MQTT-3.2.2-19, MQTT-3.4.2-2 ...]).  A changed packet is
+ * built in *copy; *size is the encoded size of the one returned.
+ */
+static const struct mqtt_packet *conn_trim(const struct conn *c,
+					   const struct mqtt_packet *pkt,
+					   struct mqtt_packet *copy,
+					   size_t *size)
+{
+	const struct mqtt_props *p = problem_props(pkt);
+	struct mqtt_props *w;
+	bool allowed;
+
+	if (c->version != MQTT_V5 || !p || !(p->present & PROBLEM_INFO))
+		return pkt;
+	allowed = c->request_problem_info || pkt->type == MQTT_CONNACK ||
+		  pkt->type == MQTT_DISCONNECT;
+	if (allowed && (!c->max_packet_out || *size <= c->max_packet_out))
+		return pkt;
+	*copy = *pkt;
+	w = (struct mqtt_props *)problem_props(copy); /* copy is ours */
+	w->present &= ~PROBLEM_INFO;
+	w->users = NULL;
+	w->user_count = 0;
+	*size = mqtt_encoded_size(copy, c->version);
+	return copy;
+}
+
 int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 {
+	struct mqtt_packet copy;
 	size_t size;
 	int n;
 
 	if (c->state == CONN_CLOSING || c->broken)
 		return 0;
 	size = mqtt_encoded_size(pkt, c->version);
+	pkt = conn_trim(c, pkt, &copy, &size);
 	if (size == 0)
 		return MQTT_E_ENCODE;
 	if (!out_reserve(c, size)) {
@@ -353,7 +434,9 @@ static void conn_detach_session(struct conn *c)
 	persist_session(s);
 }
 
-void conn_close(struct conn *c, int reason, const char *why)
+/* conn_close() with a Reason String other than the log's why. */
+static void conn_close_explained(struct conn *c, int reason, const char *why,
+				 const char *explain)
 {
 	struct shard *sh = c->shard;
 
@@ -364,6 +447,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 		struct mqtt_packet pkt = { .type = MQTT_DISCONNECT };
 
 		pkt.u.disconnect.reason = (uint8_t)reason;
+		conn_set_reason(&pkt.u.disconnect.props, explain);
 		conn_send(c, &pkt);
 	}
 	if (c->state == CONN_ACTIVE) {
@@ -380,6 +464,31 @@ void conn_close(struct conn *c, int reason, const char *why)
 	conn_handle_will(c);
 	conn_detach_session(c);
 	shard_forget(sh, c);
+}
+
+void conn_close(struct conn *c, int reason, const char *why)
+{
+	conn_close_explained(c, reason, why, why);
+}
+
+/*
+ * What the last handler said with conn_why(): one per shard thread, read
+ * right after the handler returns, so no connection carries a buffer.
+ */
+static _Thread_local struct {
+	const struct conn *c; /* NULL: nothing said */
+	char text[160];
+} conn_last_why;
+
+int conn_why(struct conn *c, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(conn_last_why.text, sizeof(conn_last_why.text), fmt, ap);
+	va_end(ap);
+	conn_last_why.c = c;
+	return rc;
 }
 
 void conn_free(struct conn *c)
@@ -416,16 +525,24 @@ void conn_timed_out(struct conn *c)
 		conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
 }
 
-/* A decode or handler failure: answer as the protocol version allows. */
+/*
+ * A decode or handler failure: answer as the protocol version allows.  The
+ * Reason String is what the handler said with conn_why(), or the decode
+ * error.
+ */
 static void conn_protocol_error(struct conn *c, int err, const char *what)
 {
 	uint8_t reason = err < 0 ? mqtt_err_reason(err) : (uint8_t)err;
-	char why[128];
+	const char *explain = err < 0 ? mqtt_err_str(err) : NULL;
+	char why[256];
 
+	if (err > 0 && conn_last_why.c == c)
+		explain = what = conn_last_why.text;
+	conn_last_why.c = NULL;
 	c->shard->broker->stats.malformed += reason == MQTT_RC_MALFORMED_PACKET;
 	snprintf(why, sizeof(why), "%s (%s)",
 		 err < 0 ? mqtt_err_str(err) : what, mqtt_rc_str(reason));
-	conn_close(c, reason, why);
+	conn_close_explained(c, reason, why, explain);
 }
 
 /* CONNECT that could not be decoded: a CONNACK the client can read. */
@@ -459,8 +576,8 @@ static void conn_refuse_connect(struct conn *c, int err,
 static int conn_dispatch(struct conn *c, struct mqtt_packet *pkt)
 {
 	switch (pkt->type) {
-	case MQTT_CONNECT:
-		return MQTT_RC_PROTOCOL_ERROR; /* a second one [MQTT-3.1.0-2] */
+	case MQTT_CONNECT: /* a second one [MQTT-3.1.0-2] */
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
 	case MQTT_PUBLISH:
 		return handle_publish(c, &pkt->u.publish);
 	case MQTT_PUBACK:
@@ -479,8 +596,12 @@ static int conn_dispatch(struct conn *c, struct mqtt_packet *pkt)
 	case MQTT_AUTH:
 		return handle_auth(c, &pkt->u.disconnect);
 	default:
-		/* Server-to-client packets. */
-		return MQTT_RC_PROTOCOL_ERROR;
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR,
+				"%s is sent by servers only",
+				pkt->type == MQTT_CONNACK ? "CONNACK" :
+				pkt->type == MQTT_SUBACK ? "SUBACK" :
+				pkt->type == MQTT_UNSUBACK ? "UNSUBACK" :
+				"PINGRESP");
 	}
 }
 
@@ -516,6 +637,7 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 		conn_protocol_error(c, rc, NULL);
 		return;
 	}
+	conn_last_why.c = NULL;
 	rc = conn_dispatch(c, &pkt);
 	if (rc > 0)
 		conn_protocol_error(c, rc, mqtt_rc_str((uint8_t)rc));

@@ -112,11 +112,29 @@ static inline size_t conn_pending(const struct conn *c)
 
 /*
  * Close: in MQTT 5, after CONNACK, send DISCONNECT with reason first
- * (reason < 0: none).  Publishes the will unless suppressed, detaches the
- * session (destroying it if it does not outlive the connection), and
- * frees the connection once its output is flushed.
+ * (reason < 0: none) and why as its Reason String.  Publishes the will
+ * unless suppressed, detaches the session (destroying it if it does not
+ * outlive the connection), and frees the connection once its output is
+ * flushed.
  */
 void conn_close(struct conn *c, int reason, const char *why);
+
+/*
+ * A handler about to return reason code rc says why, in short lower-case
+ * English: the connection layer logs it and, in MQTT 5, sends it as the
+ * DISCONNECT's Reason String.  Returns rc.
+ */
+int conn_why(struct conn *c, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
+ * Give an outgoing packet's properties the Reason String s (MQTT 5; s must
+ * live until conn_send() returns).  A string cut short by snprintf() loses
+ * its incomplete last character, so it stays UTF-8.  conn_send() drops it,
+ * and any User Property, when the client asked for no problem information
+ * [MQTT-3.1.2-29] or when it would make the packet larger than the client
+ * accepts [MQTT-3.2.2-19, MQTT-3.4.2-2, MQTT-3.9.2-1, MQTT-3.14.2-3 ...].
+ */
+void conn_set_reason(struct mqtt_props *p, const char *s);
 
 /* Write the output buffer now; used by the shard's flush pass. */
 void conn_flush(struct conn *c);

@@ -154,12 +154,16 @@ int handle_auth_connect(struct conn *c, const struct mqtt_connect *p,
 	return 0;
 }
 
-/* Before CONNACK a refusal is a CONNACK with the reason, then close. */
+/*
+ * Before CONNACK a refusal is a CONNACK with the reason (and why as its
+ * Reason String), then close.
+ */
 static void refuse(struct conn *c, uint8_t reason, const char *why)
 {
 	struct mqtt_packet pkt = { .type = MQTT_CONNACK };
 
 	pkt.u.connack.reason = reason;
+	conn_set_reason(&pkt.u.connack.props, why);
 	conn_send(c, &pkt);
 	conn_log(LOGL_NOTICE, c, "connection refused: %s", why);
 	conn_close(c, -1, why);
@@ -256,11 +260,13 @@ int handle_auth(struct conn *c, const struct mqtt_disconnect *p)
 	if (!a || !a->mech) {
 		conn_log(LOGL_NOTICE, c,
 			 "AUTH without an Authentication Method in CONNECT");
-		return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-4.12.0-7] */
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR, /* [MQTT-4.12.0-7] */
+				"AUTH without an Authentication Method in CONNECT");
 	}
 	if (!method_matches(a, &p->props)) {
 		conn_log(LOGL_NOTICE, c, "AUTH with another method");
-		return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-4.12.1-1] */
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR, /* [MQTT-4.12.1-1] */
+				"AUTH with another authentication method");
 	}
 	if (p->reason == MQTT_RC_REAUTHENTICATE && !a->state) {
 		st = a->mech->start(&a->state, conn_db(c), in->data, in->len,
@@ -271,7 +277,8 @@ int handle_auth(struct conn *c, const struct mqtt_disconnect *p)
 	} else {
 		conn_log(LOGL_NOTICE, c, "AUTH reason 0x%02x out of turn",
 			 p->reason);
-		return MQTT_RC_PROTOCOL_ERROR;
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR,
+				"AUTH reason 0x%02x out of turn", p->reason);
 	}
 	if (st == AUTH_STEP_CONTINUE) {
 		send_auth(c, MQTT_RC_CONTINUE_AUTHENTICATION, a->mech,
@@ -287,7 +294,8 @@ int handle_auth(struct conn *c, const struct mqtt_disconnect *p)
 	if (st == AUTH_STEP_FAIL) {
 		auth_conn_end_exchange(a);
 		conn_log(LOGL_NOTICE, c, "re-authentication failed: %s", why);
-		return MQTT_RC_NOT_AUTHORIZED; /* [MQTT-4.12.1-2] */
+		return conn_why(c, MQTT_RC_NOT_AUTHORIZED, /* [MQTT-4.12.1-2] */
+				"re-authentication failed");
 	}
 	send_auth(c, MQTT_RC_SUCCESS, a->mech, out.data, out.len);
 	auth_conn_end_exchange(a);

@@ -36,12 +36,16 @@ static uint8_t v3_code(uint8_t reason)
 	}
 }
 
-/* Refuse with a CONNACK; returns the reason so the caller closes. */
+/*
+ * Refuse with a CONNACK, why as its Reason String in MQTT 5; returns the
+ * reason so the caller closes.
+ */
 static int refuse(struct conn *c, uint8_t reason, const char *why)
 {
 	struct mqtt_packet pkt = { .type = MQTT_CONNACK };
 
 	pkt.u.connack.reason = c->version == MQTT_V5 ? reason : v3_code(reason);
+	conn_set_reason(&pkt.u.connack.props, why);
 	conn_send(c, &pkt);
 	conn_log(LOGL_NOTICE, c, "connection refused: %s", why);
 	return reason;
@@ -168,6 +172,11 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p,
 	int rc;
 
 	c->version = p->protocol_level;
+	/* Known before any answer, a refusal included [MQTT-3.2.2-19]. */
+	c->max_packet_out = p->props.maximum_packet_size;
+	c->request_problem_info = !mqtt_props_has(&p->props,
+				MQTT_PROP_REQUEST_PROBLEM_INFORMATION) ||
+		p->props.request_problem_information;
 	if (!client_id_is_acceptable(c, p))
 		return refuse(c, MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID,
 			      "client identifier not valid");
@@ -217,8 +226,17 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 		keep_alive = lim->max_keepalive; /* [MQTT-3.2.2-21] */
 	rc = prepare_will(c, p);
 	if (rc)
-		return refuse(c, (uint8_t)rc, mqtt_rc_str((uint8_t)rc));
+		return refuse(c, (uint8_t)rc,
+			      rc == MQTT_RC_RETAIN_NOT_SUPPORTED ?
+			      "will retain is set but retain is not available" :
+			      "out of memory");
 
+	/* Storage failed: no new durable state rather than a false promise. */
+	if (persist_failed(b) &&
+	    (p->protocol_level == MQTT_V5 ?
+		     p->props.session_expiry_interval != 0 : !p->clean_start))
+		return refuse(c, MQTT_RC_QUOTA_EXCEEDED,
+			      "persistent storage failed: no durable sessions");
 	s = attach_session(c, p, &present);
 	if (!s)
 		return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -227,7 +245,6 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 	if (mqtt_props_has(&p->props, MQTT_PROP_RECEIVE_MAXIMUM) &&
 	    p->props.receive_maximum < s->inflight_max)
 		s->inflight_max = p->props.receive_maximum;
-	c->max_packet_out = p->props.maximum_packet_size;
 	/* [MQTT-3.1.2-26, MQTT-3.3.2-11]: never an alias above the client's maximum. */
 	c->topic_alias_max_out = 0;
 	if (p->protocol_level == MQTT_V5)
@@ -237,9 +254,6 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 	c->topic_alias_max_in = p->protocol_level == MQTT_V5 ?
 		lim->topic_alias_maximum : 0;
 	c->qos2_quota = UINT16_MAX;
-	c->request_problem_info =
-		!mqtt_props_has(&p->props, MQTT_PROP_REQUEST_PROBLEM_INFORMATION) ||
-		p->props.request_problem_information;
 	/* [MQTT-3.1.2-24]: one and a half times the keep alive. */
 	c->timeout = keep_alive ? keep_alive * 1.5 : 0;
 	c->last_activity = shard_now(c->shard);

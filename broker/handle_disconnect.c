@@ -22,7 +22,8 @@ int handle_disconnect(struct conn *c, const struct mqtt_disconnect *p)
 	if (mqtt_props_has(&p->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL)) {
 		if (s->expiry_interval == 0 &&
 		    p->props.session_expiry_interval != 0)
-			return MQTT_RC_PROTOCOL_ERROR;
+			return conn_why(c, MQTT_RC_PROTOCOL_ERROR,
+					"Session Expiry Interval changed from 0 on DISCONNECT");
 		s->expiry_interval = p->props.session_expiry_interval;
 	}
 	c->will_suppressed = p->reason != MQTT_RC_DISCONNECT_WITH_WILL;

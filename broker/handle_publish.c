@@ -11,6 +11,7 @@
 #include "broker/conn.h"
 #include "broker/handle.h"
 #include "broker/msg.h"
+#include "broker/persist.h"
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -76,15 +77,24 @@ bool handle_topic_within_limits(const struct conn *c, const char *topic,
 	       topic_level_count(topic, len) <= lim->max_topic_levels;
 }
 
-static int send_ack(struct conn *c, uint8_t type, uint16_t packet_id,
-		    uint8_t reason)
+/* An acknowledgement; why (may be NULL) is its MQTT 5 Reason String. */
+static int send_ack_why(struct conn *c, uint8_t type, uint16_t packet_id,
+			uint8_t reason, const char *why)
 {
 	struct mqtt_packet pkt = { .type = type };
 
 	pkt.u.ack.packet_id = packet_id;
 	pkt.u.ack.reason = c->version == MQTT_V5 ? reason : 0;
+	if (reason)
+		conn_set_reason(&pkt.u.ack.props, why);
 	conn_send(c, &pkt);
 	return 0;
+}
+
+static int send_ack(struct conn *c, uint8_t type, uint16_t packet_id,
+		    uint8_t reason)
+{
+	return send_ack_why(c, type, packet_id, reason, NULL);
 }
 
 /*
@@ -98,29 +108,55 @@ static int resolve_alias(struct conn *c, struct mqtt_publish *p)
 
 	if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
 		return 0;
-	if (alias > c->topic_alias_max_in)
-		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9] */
+	if (alias > c->topic_alias_max_in) /* [MQTT-3.3.2-9] */
+		return conn_why(c, MQTT_RC_TOPIC_ALIAS_INVALID,
+				"topic alias %u is above the maximum %u", alias,
+				c->topic_alias_max_in);
 	if (!c->topic_aliases) {
 		c->topic_aliases = calloc((size_t)c->topic_alias_max_in + 1,
 					  sizeof(char *));
 		if (!c->topic_aliases)
-			return MQTT_RC_UNSPECIFIED_ERROR;
+			return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR,
+					"out of memory");
 	}
 	if (p->topic.len == 0) {
 		const char *t = c->topic_aliases[alias];
 
 		if (!t)
-			return MQTT_RC_PROTOCOL_ERROR; /* unknown alias */
+			return conn_why(c, MQTT_RC_PROTOCOL_ERROR,
+					"topic alias %u is not set on this connection",
+					alias);
 		p->topic.data = (const uint8_t *)t;
 		p->topic.len = strlen(t);
 		return 0;
 	}
 	copy = strndup((const char *)p->topic.data, p->topic.len);
 	if (!copy)
-		return MQTT_RC_UNSPECIFIED_ERROR;
+		return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	free(c->topic_aliases[alias]);
 	c->topic_aliases[alias] = copy;
 	return 0;
+}
+
+/*
+ * Storage has failed and this message needed it (a durable subscriber, the
+ * retained store): it was delivered from memory, but saying it is stored
+ * would be a lie.  MQTT 5 says so in the ack (which ends a QoS 2 flow);
+ * 3.1.1 has no way to, so the connection closes unacknowledged and the
+ * client resends it later.
+ */
+static int refuse_unstored(struct conn *c, const struct mqtt_publish *p,
+			   uint8_t ack)
+{
+	static const char why[] =
+		"persistent storage failed: the message could not be saved";
+
+	if (c->version != MQTT_V5)
+		return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR, "%s", why);
+	if (p->qos == 2)
+		session_qos2_remove(c->session, p->packet_id);
+	return send_ack_why(c, ack, p->packet_id, MQTT_RC_UNSPECIFIED_ERROR,
+			    why);
 }
 
 int handle_publish(struct conn *c, struct mqtt_publish *p)
@@ -130,32 +166,43 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	struct session *s = c->session;
 	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	struct msg *msg;
+	struct persist_mark mark;
 	int rc;
 
 	/* [MQTT-3.3.4-6]: identifiers are the server's to send. */
 	if (mqtt_props_has(&p->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER))
-		return MQTT_RC_PROTOCOL_ERROR;
+		return conn_why(c, MQTT_RC_PROTOCOL_ERROR,
+				"Subscription Identifier in a PUBLISH from a client");
 	rc = resolve_alias(c, p);
 	if (rc)
 		return rc;
 	if (!handle_topic_within_limits(c, (const char *)p->topic.data,
 					p->topic.len))
-		return MQTT_RC_TOPIC_NAME_INVALID;
+		return conn_why(c, MQTT_RC_TOPIC_NAME_INVALID,
+				"topic name above max_topic_length or max_topic_levels");
 	b->stats.msgs_received++;
-	if (p->retain && !b->limits.retain_available)
-		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.3.1-8] */
+	if (p->retain && !b->limits.retain_available) /* [MQTT-3.3.1-8] */
+		return conn_why(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
+				"retain is not available");
 	if (p->qos == 2 && session_qos2_has(s, p->packet_id))
 		return send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* resent */
+	/* [MQTT-3.3.4-7] */
 	if (p->qos == 2 && s->qos2_in_count >= c->qos2_quota)
-		return MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED; /* [MQTT-3.3.4-7] */
+		return conn_why(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+				"more than %u QoS 2 messages unacknowledged",
+				c->qos2_quota);
 	if (mqtt_props_has(&p->props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR) &&
 	    p->props.payload_format_indicator == 1 &&
 	    !mqtt_utf8_is_well_formed(p->payload.data, p->payload.len)) {
+		static const char bad_utf8[] =
+			"payload is not valid UTF-8 (Payload Format Indicator 1)";
+
 		/* The spec lets us refuse it [MQTT-3.3.2-4 ff.]. */
 		if (p->qos == 0)
-			return MQTT_RC_PAYLOAD_FORMAT_INVALID;
-		return send_ack(c, ack, p->packet_id,
-				MQTT_RC_PAYLOAD_FORMAT_INVALID);
+			return conn_why(c, MQTT_RC_PAYLOAD_FORMAT_INVALID, "%s",
+					bad_utf8);
+		return send_ack_why(c, ack, p->packet_id,
+				    MQTT_RC_PAYLOAD_FORMAT_INVALID, bad_utf8);
 	}
 	msg = msg_from_publish(sh, &p->topic, &p->payload, &p->props, p->qos,
 			       p->retain, s);
@@ -163,18 +210,22 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 		b->stats.publish_dropped++;
 		if (p->qos == 0)
 			return 0;
-		return send_ack(c, ack, p->packet_id,
-				MQTT_RC_UNSPECIFIED_ERROR);
+		return send_ack_why(c, ack, p->packet_id,
+				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	}
+	mark = persist_mark(b);
 	if (p->qos == 2 && session_qos2_add(s, p->packet_id) < 0) {
 		msg_unref(msg);
-		return send_ack(c, ack, p->packet_id,
-				MQTT_RC_UNSPECIFIED_ERROR);
+		return send_ack_why(c, ack, p->packet_id,
+				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	}
 	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	msg_unref(msg);
+	if (p->qos && persist_lost_since(b, &mark))
+		return refuse_unstored(c, p, ack);
 	if (p->qos)
-		send_ack(c, ack, p->packet_id, (uint8_t)rc);
+		send_ack_why(c, ack, p->packet_id, (uint8_t)rc,
+			     "no subscription matches the topic");
 	return 0;
 }
 
@@ -195,13 +246,15 @@ int handle_ack(struct conn *c, int type, const struct mqtt_ack *p)
 			return 0;
 		}
 		if (!session_ack(s, p->packet_id, MQTT_PUBREC))
-			send_ack(c, MQTT_PUBREL, p->packet_id,
-				 MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+			send_ack_why(c, MQTT_PUBREL, p->packet_id,
+				     MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND,
+				     "no QoS 2 message in flight with this packet identifier");
 		return 0;
 	default: /* PUBREL */
 		if (!session_qos2_remove(s, p->packet_id))
-			return send_ack(c, MQTT_PUBCOMP, p->packet_id,
-					MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND);
+			return send_ack_why(c, MQTT_PUBCOMP, p->packet_id,
+					    MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND,
+					    "no QoS 2 message received with this packet identifier");
 		return send_ack(c, MQTT_PUBCOMP, p->packet_id, 0);
 	}
 }

@@ -4,6 +4,7 @@
  * messages are sent after the SUBACK as Retain Handling asks
  * [MQTT-3.3.1-9 ff.].
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,9 +34,39 @@ static void send_retained_cb(void *arg, struct msg *msg)
 			ctx->sub_id ? 1 : 0, NULL);
 }
 
-/* Reason code for one entry, subscribing when it is acceptable. */
+/*
+ * The Reason String of a SUBACK or UNSUBACK: the first filter refused and
+ * why, and how many more were.
+ */
+static void explain_refused(struct mqtt_props *props, char *buf, size_t cap,
+			    const struct mqtt_bytes *filter, const char *why,
+			    size_t refused)
+{
+	size_t len = filter->len > 64 ? 64 : filter->len;
+
+	if (!refused)
+		return;
+	/* Cut a long filter between two characters: it stays UTF-8. */
+	while (len < filter->len && (filter->data[len] & 0xC0) == 0x80)
+		len--;
+	if (refused > 1)
+		snprintf(buf, cap, "%s: '%.*s%s' and %zu more", why, (int)len,
+			 (const char *)filter->data,
+			 filter->len > 64 ? "..." : "", refused - 1);
+	else
+		snprintf(buf, cap, "%s: '%.*s%s'", why, (int)len,
+			 (const char *)filter->data,
+			 filter->len > 64 ? "..." : "");
+	conn_set_reason(props, buf);
+}
+
+/*
+ * Reason code for one entry, subscribing when it is acceptable; *why says
+ * why when it is not.
+ */
 static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
-			     uint32_t sub_id, bool *send_retained)
+			     uint32_t sub_id, bool *send_retained,
+			     const char **why)
 {
 	struct shard *sh = c->shard;
 	const char *f = (const char *)e->filter.data;
@@ -50,10 +81,16 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	int shared;
 
 	*send_retained = false;
-	if (!topic_filter_is_valid(f, e->filter.len) ||
-	    !handle_topic_within_limits(c, f, e->filter.len))
+	if (!topic_filter_is_valid(f, e->filter.len))
+		*why = "invalid topic filter";
+	else if (!handle_topic_within_limits(c, f, e->filter.len))
+		*why = "topic filter above max_topic_length or max_topic_levels";
+	else
+		*why = NULL;
+	if (*why)
 		return c->version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID :
 					       MQTT_RC_UNSPECIFIED_ERROR;
+	*why = "out of memory";
 	shared = topic_share_parse(f, e->filter.len, NULL, NULL, NULL, NULL);
 	if (subtree_add(sh->subs, f, e->filter.len, c->session, &opts,
 			&replaced) < 0)
@@ -75,8 +112,10 @@ int handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 	uint32_t sub_id = p->props.subscription_id;
 	uint8_t small[64], *reasons = small;
 	bool *want = NULL, want_small[64];
-	struct mqtt_sub_entry e;
-	size_t off = 0, i = 0;
+	struct mqtt_sub_entry e, first = { 0 };
+	const char *why, *first_why = NULL;
+	size_t off = 0, i = 0, refused = 0;
+	char explain[160];
 
 	if (p->count > sizeof(small)) {
 		reasons = malloc(p->count);
@@ -84,17 +123,25 @@ int handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 		if (!reasons || !want) {
 			free(reasons);
 			free(want);
-			return MQTT_RC_UNSPECIFIED_ERROR;
+			return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR,
+					"out of memory");
 		}
 	} else {
 		want = want_small;
 	}
-	while (mqtt_sub_next(&p->entries, &off, &e))
-		reasons[i] = subscribe_one(c, &e, sub_id, &want[i]), i++;
+	while (mqtt_sub_next(&p->entries, &off, &e)) {
+		reasons[i] = subscribe_one(c, &e, sub_id, &want[i], &why);
+		if (reasons[i++] >= 0x80 && !refused++) {
+			first = e;
+			first_why = why;
+		}
+	}
 
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.reasons.data = reasons;
 	ack.u.suback.reasons.len = i;
+	explain_refused(&ack.u.suback.props, explain, sizeof(explain),
+			&first.filter, first_why, refused);
 	conn_send(c, &ack);
 
 	off = i = 0;
@@ -118,13 +165,15 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 {
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
 	uint8_t small[64], *reasons = small;
-	struct mqtt_bytes f;
-	size_t off = 0, i = 0;
+	struct mqtt_bytes f, first = { NULL, 0 };
+	size_t off = 0, i = 0, missing = 0;
+	char explain[160];
 
 	if (p->count > sizeof(small)) {
 		reasons = malloc(p->count);
 		if (!reasons)
-			return MQTT_RC_UNSPECIFIED_ERROR;
+			return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR,
+					"out of memory");
 	}
 	while (mqtt_unsub_next(&p->entries, &off, &f)) {
 		const char *s = (const char *)f.data;
@@ -138,10 +187,14 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 			subtree_remove(c->shard->subs, s, f.len, c->session);
 		reasons[i++] = held ? MQTT_RC_SUCCESS :
 				      MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		if (!held && !missing++)
+			first = f;
 	}
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.reasons.data = reasons;
 	ack.u.suback.reasons.len = i;
+	explain_refused(&ack.u.suback.props, explain, sizeof(explain), &first,
+			"no such subscription", missing);
 	conn_send(c, &ack);
 	if (reasons != small)
 		free(reasons);

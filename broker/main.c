@@ -310,6 +310,8 @@ int main(int argc, char **argv)
 	if (apply_logging(&cfg, opt.verbose) < 0)
 		goto err_config;
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file size limit, a write should fail, not kill the broker. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	rt.opt = &opt;
 	apply_limits(&rt.broker.limits, &cfg);

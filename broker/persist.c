@@ -35,6 +35,7 @@ struct persist {
 	struct broker *broker;
 	bool strict;
 	bool failure_handled;
+	uint64_t refused; /* records storage refused after its failure */
 	uint64_t next_id; /* messages and deliveries */
 	ev_async committed; /* the writer's notify, on the shard's loop */
 	char path[4096];
@@ -53,11 +54,30 @@ static bool is_durable(const struct session *s)
 	return s->expiry_interval != 0;
 }
 
-static struct persist *active(const struct broker *b)
+/*
+ * The persistence to record a needed change with, or NULL: none
+ * configured, or failed (the change is then counted as refused, so the
+ * packet that caused it is not acknowledged as if it were stored).
+ */
+static struct persist *recording(const struct broker *b)
 {
 	struct persist *p = b->persist;
 
-	return p && !store_failed(p->st) ? p : NULL;
+	if (!p)
+		return NULL;
+	if (store_failed(p->st)) {
+		p->refused++;
+		return NULL;
+	}
+	return p;
+}
+
+/* A change storage refused (it failed meanwhile) counts as refused. */
+static int saved(struct persist *p, int rc)
+{
+	if (rc < 0)
+		p->refused++;
+	return rc;
 }
 
 /* ------------------------------------------------------------ messages */
@@ -98,7 +118,7 @@ static uint64_t msg_hold(struct persist *p, struct msg *m)
 			.expiry_at_ms = expiry_to_wall(p->broker, m->expiry_at),
 		};
 
-		if (store_msg_put(p->st, &sm) < 0)
+		if (saved(p, store_msg_put(p->st, &sm)) < 0)
 			return 0;
 		m->store_id = sm.id;
 		m->store_refs = 0;
@@ -133,7 +153,7 @@ static void put_session_row(struct persist *p, struct session *s)
 		ss.will_msg_id = s->will->store_id;
 		ss.will_delay = left > 0 ? (uint32_t)ceil(left) : 0;
 	}
-	store_session_put(p->st, &ss);
+	saved(p, store_session_put(p->st, &ss));
 }
 
 static void put_delivery(struct persist *p, struct session *s,
@@ -154,7 +174,7 @@ static void put_delivery(struct persist *p, struct session *s,
 	if (!sd.msg_id)
 		return;
 	sd.id = ++p->next_id;
-	if (store_delivery_put(p->st, &sd) < 0) {
+	if (saved(p, store_delivery_put(p->st, &sd)) < 0) {
 		msg_release(d->msg);
 		return;
 	}
@@ -173,7 +193,7 @@ static void put_sub(struct persist *p, struct session *s,
 		.sub_id = sub->sub_id,
 	};
 
-	store_sub_put(p->st, &ss);
+	saved(p, store_sub_put(p->st, &ss));
 }
 
 /* Everything a session holds, when it becomes durable. */
@@ -189,8 +209,8 @@ static void put_whole_session(struct persist *p, struct session *s)
 			if (d->qos && !d->store_id)
 				put_delivery(p, s, d);
 	for (uint32_t i = 0; i < s->qos2_in_count; i++)
-		store_qos2_in_put(p->st, s->client_id, s->client_id_len,
-				  s->qos2_in[i]);
+		saved(p, store_qos2_in_put(p->st, s->client_id,
+					   s->client_id_len, s->qos2_in[i]));
 	s->persisted = true;
 }
 
@@ -213,14 +233,17 @@ static void forget_session(struct session *s)
 
 void persist_session(struct session *s)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p;
 
+	if (!is_durable(s) && !s->persisted)
+		return;
+	p = recording(s->broker);
 	if (!p)
 		return;
 	if (!is_durable(s)) {
 		if (s->persisted) {
-			store_session_del(p->st, s->client_id,
-					  s->client_id_len);
+			saved(p, store_session_del(p->st, s->client_id,
+						   s->client_id_len));
 			forget_session(s);
 		}
 		return;
@@ -240,46 +263,47 @@ void persist_will_drop(struct session *s)
 
 void persist_session_end(struct session *s)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = s->persisted ? recording(s->broker) : NULL;
 
-	if (!p || !s->persisted)
+	if (!p)
 		return;
-	store_session_del(p->st, s->client_id, s->client_id_len);
+	saved(p, store_session_del(p->st, s->client_id, s->client_id_len));
 	forget_session(s);
 }
 
 void persist_sub(struct session *s, const struct session_sub *sub)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = s->persisted ? recording(s->broker) : NULL;
 
-	if (p && s->persisted)
+	if (p)
 		put_sub(p, s, sub);
 }
 
 void persist_unsub(struct session *s, const char *filter, size_t len)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = s->persisted ? recording(s->broker) : NULL;
 
-	if (p && s->persisted)
-		store_sub_del(p->st, s->client_id, s->client_id_len, filter,
-			      len);
+	if (p)
+		saved(p, store_sub_del(p->st, s->client_id, s->client_id_len,
+				       filter, len));
 }
 
 void persist_delivery_new(struct session *s, struct delivery *d)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = s->persisted && d->qos ? recording(s->broker) :
+						      NULL;
 
-	if (p && s->persisted && d->qos)
+	if (p)
 		put_delivery(p, s, d);
 }
 
 void persist_delivery_state(struct session *s, const struct delivery *d)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = d->store_id ? recording(s->broker) : NULL;
 
-	if (p && d->store_id)
-		store_delivery_update(p->st, d->store_id, d->packet_id,
-				      d->state);
+	if (p)
+		saved(p, store_delivery_update(p->st, d->store_id,
+					       d->packet_id, d->state));
 }
 
 void persist_delivery_done(struct session *s, struct delivery *d)
@@ -296,32 +320,36 @@ void persist_delivery_done(struct session *s, struct delivery *d)
 
 void persist_retain(struct broker *b, struct msg *old, struct msg *msg)
 {
-	struct persist *p = active(b);
+	struct persist *p;
 
 	/* The broker's own $SYS topics are made afresh by each run. */
-	if (!p || strncmp(msg->topic, "$SYS/", 5) == 0)
+	if (strncmp(msg->topic, "$SYS/", 5) == 0)
+		return;
+	p = recording(b);
+	if (!p)
 		return;
 	if (old && old->store_id) {
 		msg_release(old);
 		if (msg->payload_len == 0)
-			store_retain_del(p->st, msg->topic, msg->topic_len);
+			saved(p, store_retain_del(p->st, msg->topic,
+						  msg->topic_len));
 	}
 	if (msg->payload_len && msg_hold(p, msg))
-		store_retain_put(p->st, msg->store_id);
+		saved(p, store_retain_put(p->st, msg->store_id));
 }
 
 void persist_qos2_in(struct session *s, uint16_t packet_id, bool add)
 {
-	struct persist *p = active(s->broker);
+	struct persist *p = s->persisted ? recording(s->broker) : NULL;
 
-	if (!p || !s->persisted)
+	if (!p)
 		return;
 	if (add)
-		store_qos2_in_put(p->st, s->client_id, s->client_id_len,
-				  packet_id);
+		saved(p, store_qos2_in_put(p->st, s->client_id,
+					   s->client_id_len, packet_id));
 	else
-		store_qos2_in_del(p->st, s->client_id, s->client_id_len,
-				  packet_id);
+		saved(p, store_qos2_in_del(p->st, s->client_id,
+					   s->client_id_len, packet_id));
 }
 
 /* --------------------------------------------------------- output hold */
@@ -349,6 +377,33 @@ bool persist_failed(const struct broker *b)
 	return b->persist && store_failed(b->persist->st);
 }
 
+struct persist_mark persist_mark(const struct broker *b)
+{
+	const struct persist *p = b->persist;
+	struct persist_mark m = { 0, 0 };
+
+	if (p) {
+		m.refused = p->refused;
+		m.submitted = store_submitted(p->st);
+	}
+	return m;
+}
+
+bool persist_lost_since(const struct broker *b, const struct persist_mark *m)
+{
+	const struct persist *p = b->persist;
+	uint64_t submitted;
+
+	if (!p)
+		return false;
+	if (p->refused != m->refused)
+		return true;
+	/* Recorded, then lost with a batch that failed meanwhile. */
+	submitted = store_submitted(p->st);
+	return submitted != m->submitted && store_failed(p->st) &&
+	       store_committed(p->st) < submitted;
+}
+
 /*
  * The writer committed (or failed).  On failure, output waiting for a
  * commit that will not come is dropped with its connection: the clients
@@ -364,8 +419,9 @@ static void committed_cb(struct ev_loop *loop, ev_async *w, int revents)
 	(void)revents;
 	if (failed && !p->failure_handled) {
 		p->failure_handled = true;
-		log_at(LOGL_ERROR, "persistence failed: %s; serving from memory, "
-		       "new persistent state is not saved", failed);
+		log_at(LOGL_ERROR, "persistence failed: %s; serving from "
+		       "memory, refusing new durable sessions and the QoS 1/2 "
+		       "messages that would need storage", failed);
 		shard_drop_held(p->broker->shard);
 	}
 	shard_release_held(p->broker->shard);

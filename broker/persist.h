@@ -67,5 +67,17 @@ uint64_t persist_hold_seq(const struct broker *b);
 bool persist_is_committed(const struct broker *b, uint64_t seq);
 /* Storage has failed: what waits for a commit will never get it. */
 bool persist_failed(const struct broker *b);
+/*
+ * Whether the state changes a handler records can still be trusted to be
+ * stored: take a mark before the work; persist_lost_since() says whether
+ * storage refused one of them, or failed with one not yet committed, so
+ * that what it would acknowledge must not be acknowledged.
+ */
+struct persist_mark {
+	uint64_t refused; /* records refused so far */
+	uint64_t submitted; /* storage's sequence number */
+};
+struct persist_mark persist_mark(const struct broker *b);
+bool persist_lost_since(const struct broker *b, const struct persist_mark *m);
 
 #endif

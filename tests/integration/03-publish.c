@@ -85,13 +85,23 @@ static void expect_quiet(int fd)
 	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), QUIET_MS), -1);
 }
 
-/* MQTT 5: DISCONNECT with the reason, then close; 3.1.1: just close. */
+/*
+ * MQTT 5: DISCONNECT with the reason (and no Session Expiry Interval
+ * [MQTT-3.14.2-2]; a Reason String may explain it), then close; 3.1.1:
+ * just close.
+ */
 static void expect_disconnect(int fd, uint8_t version, uint8_t reason)
 {
 	if (version == MQTT_V5) {
-		const uint8_t want[] = { 0xE0, 0x01, reason };
+		struct mqtt_packet pkt;
+		uint8_t buf[512];
 
-		expect_bytes(fd, want, sizeof(want));
+		ck_assert_int_eq(raw_recv_decoded(fd, buf, sizeof(buf), WAIT_MS,
+						  MQTT_V5, &pkt),
+				 MQTT_DISCONNECT);
+		ck_assert_uint_eq(pkt.u.disconnect.reason, reason);
+		ck_assert(!mqtt_props_has(&pkt.u.disconnect.props,
+					  MQTT_PROP_SESSION_EXPIRY_INTERVAL));
 	}
 	expect_closed(fd);
 }
@@ -161,22 +171,30 @@ static void send_publish_str(int fd, uint8_t version, const char *topic,
 		     strlen(payload), qos, false, packet_id, props);
 }
 
-/* An acknowledgement (PUBREL with flags 0010): 3.1.1 and 5.0 success are
- * 4 bytes, 5.0 with a reason 5 [MQTT-3.4.2-1]. */
+/*
+ * An acknowledgement (PUBREL with flags 0010): 3.1.1 and 5.0 success are
+ * 4 bytes [MQTT-3.4.2-1]; 5.0 with a reason has it, and a Reason String
+ * saying why.
+ */
 static void expect_ack(int fd, uint8_t version, uint8_t type,
 		       uint16_t packet_id, uint8_t reason)
 {
-	uint8_t want[5] = { (uint8_t)(type << 4 |
+	uint8_t want[4] = { (uint8_t)(type << 4 |
 				      (type == MQTT_PUBREL ? 0x02 : 0)), 0x02,
-			    (uint8_t)(packet_id >> 8), (uint8_t)packet_id,
-			    reason };
+			    (uint8_t)(packet_id >> 8), (uint8_t)packet_id };
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
 
-	if (version == MQTT_V5 && reason != 0) {
-		want[1] = 0x03;
-		expect_bytes(fd, want, 5);
-	} else {
+	if (version != MQTT_V5 || reason == 0) {
 		expect_bytes(fd, want, 4);
+		return;
 	}
+	ck_assert_int_eq(raw_recv_decoded(fd, buf, sizeof(buf), WAIT_MS,
+					  MQTT_V5, &pkt), type);
+	ck_assert_uint_eq(pkt.u.ack.packet_id, packet_id);
+	ck_assert_uint_eq(pkt.u.ack.reason, reason);
+	ck_assert(mqtt_props_has(&pkt.u.ack.props, MQTT_PROP_REASON_STRING));
+	ck_assert_uint_gt(pkt.u.ack.props.reason_string.len, 0);
 }
 
 static void send_ack(int fd, uint8_t type, uint16_t packet_id)

@@ -4,7 +4,8 @@
  * (test_mqtt_3_3_2_7 checks [MQTT-3.3.2-7]).  docs/conformance.md maps
  * every statement of the specification to the test that checks it; this
  * file closes gaps in that table.  Raw sockets send exact bytes and read
- * exact replies; each test gets a fresh broker (checked fixture).
+ * exact replies (decoded where a Reason String may explain a refusal);
+ * each test gets a fresh broker (checked fixture).
  */
 #include <check.h>
 #include <stdbool.h>
@@ -77,25 +78,82 @@ static void expect_quiet(int fd)
 	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), QUIET_MS), -1);
 }
 
+/*
+ * The next packet is of this type; *pkt views buf.  Returns the Reason
+ * String's length, -1 when there is none.
+ */
+static int expect_decoded(int fd, int type, uint8_t *buf, size_t cap,
+			  struct mqtt_packet *pkt)
+{
+	const struct mqtt_props *p;
+
+	ck_assert_int_eq(raw_recv_decoded(fd, buf, cap, WAIT_MS, V5, pkt),
+			 type);
+	switch (type) {
+	case MQTT_CONNACK:
+		p = &pkt->u.connack.props;
+		break;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		p = &pkt->u.ack.props;
+		break;
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+		p = &pkt->u.suback.props;
+		break;
+	default:
+		p = &pkt->u.disconnect.props;
+		break;
+	}
+	if (!mqtt_props_has(p, MQTT_PROP_REASON_STRING))
+		return -1;
+	return (int)p->reason_string.len;
+}
+
+/*
+ * DISCONNECT with this reason (< 0: any error, >= 0x80), then the close.
+ * A Reason String may say why; nothing else is sent [MQTT-3.14.2-2].
+ */
+static void expect_disconnect_reason(int fd, int reason)
+{
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
+
+	expect_decoded(fd, MQTT_DISCONNECT, buf, sizeof(buf), &pkt);
+	if (reason < 0)
+		ck_assert_uint_ge(pkt.u.disconnect.reason, 0x80);
+	else
+		ck_assert_uint_eq(pkt.u.disconnect.reason, (unsigned)reason);
+	ck_assert(!mqtt_props_has(&pkt.u.disconnect.props,
+				  MQTT_PROP_SESSION_EXPIRY_INTERVAL));
+	expect_closed(fd);
+}
+
 /* DISCONNECT with exactly this reason, then the close. */
 static void expect_disconnect(int fd, uint8_t reason)
 {
-	const uint8_t want[] = { 0xE0, 0x01, reason };
-
-	expect_bytes(fd, want, sizeof(want));
-	expect_closed(fd);
+	expect_disconnect_reason(fd, reason);
 }
 
 /* DISCONNECT with some error reason (>= 0x80), then the close. */
 static void expect_disconnect_error(int fd)
 {
-	uint8_t buf[512];
-	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
+	expect_disconnect_reason(fd, -1);
+}
 
-	ck_assert_int_ge(n, 3);
-	ck_assert_uint_eq(buf[0], 0xE0);
-	ck_assert_uint_ge(buf[2], 0x80);
-	expect_closed(fd);
+/* An UNSUBACK for packet_id with these reason codes. */
+static void expect_unsuback(int fd, uint16_t packet_id,
+			    const uint8_t *reasons, size_t n)
+{
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
+
+	expect_decoded(fd, MQTT_UNSUBACK, buf, sizeof(buf), &pkt);
+	ck_assert_uint_eq(pkt.u.suback.packet_id, packet_id);
+	ck_assert_uint_eq(pkt.u.suback.reasons.len, n);
+	ck_assert_mem_eq(pkt.u.suback.reasons.data, reasons, n);
 }
 
 /* The connection is alive: PINGREQ gets PINGRESP. */
@@ -182,17 +240,20 @@ static void publish_str(int fd, const char *topic, const char *payload,
 static void expect_ack(int fd, uint8_t type, uint16_t packet_id,
 		       uint8_t reason)
 {
-	uint8_t want[5] = { (uint8_t)(type << 4 |
+	uint8_t want[4] = { (uint8_t)(type << 4 |
 				      (type == MQTT_PUBREL ? 0x02 : 0)), 0x02,
-			    (uint8_t)(packet_id >> 8), (uint8_t)packet_id,
-			    reason };
+			    (uint8_t)(packet_id >> 8), (uint8_t)packet_id };
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
 
-	if (reason != 0) {
-		want[1] = 0x03;
-		expect_bytes(fd, want, 5);
-	} else {
+	if (reason == 0) {
 		expect_bytes(fd, want, 4);
+		return;
 	}
+	/* with a reason: a Reason String may follow */
+	expect_decoded(fd, type, buf, sizeof(buf), &pkt);
+	ck_assert_uint_eq(pkt.u.ack.packet_id, packet_id);
+	ck_assert_uint_eq(pkt.u.ack.reason, reason);
 }
 
 /* A success acknowledgement for a PUBLISH to a topic with a subscriber
@@ -433,8 +494,7 @@ START_TEST(test_mqtt_2_2_1_6)
 					       'd' };
 	static const uint8_t unsuback[] = { 0xB0, 0x04, 0xBE, 0xEF, 0x00,
 					    0x00 };
-	static const uint8_t unsuback_none[] = { 0xB0, 0x04, 0xBE, 0xEF,
-						 0x00, 0x11 };
+	static const uint8_t none[] = { MQTT_RC_NO_SUBSCRIPTION_EXISTED };
 	int fd = client("ids");
 
 	send_bytes(fd, subscribe, sizeof(subscribe));
@@ -442,7 +502,7 @@ START_TEST(test_mqtt_2_2_1_6)
 	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
 	expect_bytes(fd, unsuback, sizeof(unsuback));
 	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
-	expect_bytes(fd, unsuback_none, sizeof(unsuback_none));
+	expect_unsuback(fd, 0xBEEF, none, sizeof(none));
 	close(fd);
 }
 END_TEST
@@ -1043,8 +1103,7 @@ START_TEST(test_mqtt_3_10_4_1)
 {
 	static const uint8_t unsub_a[] = { 0xA2, 0x08, 0x00, 0x02, 0x00, 0x00,
 					   0x03, 'u', '/', 'a' };
-	static const uint8_t unsuback_a[] = { 0xB0, 0x04, 0x00, 0x02, 0x00,
-					      0x11 };
+	static const uint8_t none[] = { MQTT_RC_NO_SUBSCRIPTION_EXISTED };
 	static const uint8_t unsub_plus[] = { 0xA2, 0x08, 0x00, 0x03, 0x00,
 					      0x00, 0x03, 'u', '/', '+' };
 	static const uint8_t unsuback_plus[] = { 0xB0, 0x04, 0x00, 0x03, 0x00,
@@ -1054,7 +1113,7 @@ START_TEST(test_mqtt_3_10_4_1)
 	uint8_t buf[256];
 
 	send_bytes(sub, unsub_a, sizeof(unsub_a));
-	expect_bytes(sub, unsuback_a, sizeof(unsuback_a));
+	expect_unsuback(sub, 2, none, sizeof(none));
 	publish_str(pub, "u/a", "1", 0, 0);
 	expect_publish(sub, "u/a", "1", 0, buf, sizeof(buf), NULL);
 	send_bytes(sub, unsub_plus, sizeof(unsub_plus));
@@ -1107,15 +1166,251 @@ START_TEST(test_mqtt_3_11_3_1)
 					       0x00, 0x03, 'o', '/', 'a',
 					       0x00, 0x03, 'o', '/', 'b',
 					       0x00, 0x03, 'o', '/', 'c' };
-	static const uint8_t unsuback[] = { 0xB0, 0x06, 0x00, 0x07, 0x00,
-					    0x00, 0x11, 0x00 };
+	static const uint8_t reasons[] = { 0x00, 0x11, 0x00 };
 	int fd = subscriber("sub", "o/a", 0);
 
 	ck_assert_int_eq(raw_subscribe(fd, V5, 2, "o/c", 1), 1);
 	send_bytes(fd, unsubscribe, sizeof(unsubscribe));
-	expect_bytes(fd, unsuback, sizeof(unsuback));
+	expect_unsuback(fd, 7, reasons, sizeof(reasons));
 	expect_alive(fd);
 	close(fd);
+}
+END_TEST
+
+/* ------------------------------- Reason Strings and their limits */
+
+/* Answers cicada explains with a Reason String, one of each packet. */
+enum problem {
+	P_CONNACK, /* an unknown Authentication Method: 0x8C */
+	P_PUBACK, /* Payload Format Indicator 1, not UTF-8: 0x99 */
+	P_PUBREC, /* the same at QoS 2 */
+	P_PUBREL, /* PUBREC for an unknown packet id: 0x92 */
+	P_PUBCOMP, /* PUBREL for an unknown packet id: 0x92 */
+	P_SUBACK, /* an invalid filter: 0x8F */
+	P_UNSUBACK, /* a filter not subscribed: 0x11 */
+	P_DISCONNECT, /* Topic Alias above the maximum (10): 0x94 */
+	P_COUNT
+};
+
+static const struct {
+	int type;
+	uint8_t reason;
+} problems[P_COUNT] = {
+	[P_CONNACK] = { MQTT_CONNACK, MQTT_RC_BAD_AUTHENTICATION_METHOD },
+	[P_PUBACK] = { MQTT_PUBACK, MQTT_RC_PAYLOAD_FORMAT_INVALID },
+	[P_PUBREC] = { MQTT_PUBREC, MQTT_RC_PAYLOAD_FORMAT_INVALID },
+	[P_PUBREL] = { MQTT_PUBREL, MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND },
+	[P_PUBCOMP] = { MQTT_PUBCOMP, MQTT_RC_PACKET_IDENTIFIER_NOT_FOUND },
+	[P_SUBACK] = { MQTT_SUBACK, MQTT_RC_TOPIC_FILTER_INVALID },
+	[P_UNSUBACK] = { MQTT_UNSUBACK, MQTT_RC_NO_SUBSCRIPTION_EXISTED },
+	[P_DISCONNECT] = { MQTT_DISCONNECT, MQTT_RC_TOPIC_ALIAS_INVALID },
+};
+
+static uint8_t packet_reason(const struct mqtt_packet *pkt)
+{
+	switch (pkt->type) {
+	case MQTT_CONNACK:
+		return pkt->u.connack.reason;
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+		ck_assert_uint_eq(pkt->u.suback.reasons.len, 1);
+		return pkt->u.suback.reasons.data[0];
+	case MQTT_DISCONNECT:
+		return pkt->u.disconnect.reason;
+	default:
+		return pkt->u.ack.reason;
+	}
+}
+
+/* Send what makes the broker answer with problem p. */
+static void send_problem(int fd, enum problem p)
+{
+	static const uint8_t bad_utf8[] = { 0xFF, 0xFE };
+	struct mqtt_packet pkt = { .type = MQTT_SUBSCRIBE };
+	struct mqtt_sub_entry sub = {
+		.filter = { (const uint8_t *)"rs/#/x", 6 },
+	};
+	struct mqtt_bytes unsub = { (const uint8_t *)"rs/none", 7 };
+	struct mqtt_props props;
+
+	memset(&props, 0, sizeof(props));
+	switch (p) {
+	case P_PUBACK:
+	case P_PUBREC:
+		mqtt_props_set(&props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR);
+		props.payload_format_indicator = 1;
+		send_publish(fd, "rs/t", bad_utf8, sizeof(bad_utf8),
+			     p == P_PUBACK ? 1 : 2, false, false, 1, &props);
+		break;
+	case P_PUBREL:
+		send_ack(fd, MQTT_PUBREC, 77);
+		break;
+	case P_PUBCOMP:
+		send_ack(fd, MQTT_PUBREL, 78);
+		break;
+	case P_SUBACK:
+		pkt.u.subscribe.packet_id = 5;
+		pkt.u.subscribe.count = 1;
+		pkt.u.subscribe.subs = &sub;
+		ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+		break;
+	case P_UNSUBACK:
+		pkt.type = MQTT_UNSUBSCRIBE;
+		pkt.u.subscribe.packet_id = 6;
+		pkt.u.subscribe.count = 1;
+		pkt.u.subscribe.filters = &unsub;
+		ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+		break;
+	default: /* P_DISCONNECT */
+		mqtt_props_set(&props, MQTT_PROP_TOPIC_ALIAS);
+		props.topic_alias = 11;
+		send_publish(fd, "rs/t", "x", 1, 0, false, false, 0, &props);
+		break;
+	}
+}
+
+/*
+ * Connect with Request Problem Information rpi (-1: not sent) and Maximum
+ * Packet Size max (0: not sent), get the broker to answer with problem p,
+ * and check that answer's reason code.  Returns the length of its Reason
+ * String (-1: none); *size gets the whole packet's.
+ */
+static int provoke(enum problem p, int rpi, uint32_t max, size_t *size)
+{
+	static int serial;
+	struct mqtt_packet pkt = { .type = MQTT_CONNECT };
+	struct mqtt_connect *c = &pkt.u.connect;
+	uint8_t buf[512];
+	char id[32];
+	int fd = raw_connect(&broker), len;
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(id, sizeof(id), "problem-%d", ++serial);
+	raw_connect_init(c, V5, id);
+	if (rpi >= 0) {
+		mqtt_props_set(&c->props, MQTT_PROP_REQUEST_PROBLEM_INFORMATION);
+		c->props.request_problem_information = (uint8_t)rpi;
+	}
+	if (max) {
+		mqtt_props_set(&c->props, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		c->props.maximum_packet_size = max;
+	}
+	if (p == P_CONNACK) {
+		mqtt_props_set(&c->props, MQTT_PROP_AUTHENTICATION_METHOD);
+		c->props.authentication_method.data = (const uint8_t *)"X-NONE";
+		c->props.authentication_method.len = 6;
+	}
+	ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+	if (p != P_CONNACK) {
+		expect_decoded(fd, MQTT_CONNACK, buf, sizeof(buf), &pkt);
+		ck_assert_uint_eq(pkt.u.connack.reason, 0);
+		send_problem(fd, p);
+	}
+	len = expect_decoded(fd, problems[p].type, buf, sizeof(buf), &pkt);
+	ck_assert_uint_eq(packet_reason(&pkt), problems[p].reason);
+	ck_assert_int_eq(mqtt_frame_peek(buf, sizeof(buf), 0, size), 0);
+	if (p == P_CONNACK || p == P_DISCONNECT)
+		expect_closed(fd);
+	else
+		expect_alive(fd);
+	close(fd);
+	return len;
+}
+
+/*
+ * [MQTT-3.1.2-29] Request Problem Information 0: no Reason String on
+ * anything but PUBLISH, CONNACK and DISCONNECT.  Absent or 1, every
+ * refusal here says why (issue #4: Reason Strings on acks); 0, the
+ * acknowledgements come bare, CONNACK and DISCONNECT still explain.
+ */
+START_TEST(test_mqtt_3_1_2_29)
+{
+	size_t size;
+
+	for (int i = 0; i < P_COUNT; i++) {
+		enum problem p = (enum problem)i;
+		bool allowed = p == P_CONNACK || p == P_DISCONNECT;
+
+		ck_assert_int_gt(provoke(p, -1, 0, &size), 0);
+		ck_assert_int_gt(provoke(p, 1, 0, &size), 0);
+		if (allowed)
+			ck_assert_int_gt(provoke(p, 0, 0, &size), 0);
+		else
+			ck_assert_int_eq(provoke(p, 0, 0, &size), -1);
+	}
+}
+END_TEST
+
+/*
+ * A Reason String goes only when the whole packet stays within the
+ * client's Maximum Packet Size: with the size of the packet with it as
+ * the maximum it is sent; one byte less, the packet goes without it.
+ */
+static void check_reason_fits(enum problem p)
+{
+	size_t full, size;
+	int len = provoke(p, -1, 0, &full);
+
+	ck_assert_int_gt(len, 0);
+	ck_assert_int_eq(provoke(p, -1, (uint32_t)full, &size), len);
+	ck_assert_uint_eq(size, full);
+	ck_assert_int_eq(provoke(p, -1, (uint32_t)full - 1, &size), -1);
+	ck_assert_uint_lt(size, full);
+}
+
+/* [MQTT-3.2.2-19] CONNACK (a refusal: 0x8C). */
+START_TEST(test_mqtt_3_2_2_19)
+{
+	check_reason_fits(P_CONNACK);
+}
+END_TEST
+
+/* [MQTT-3.4.2-2] PUBACK 0x99. */
+START_TEST(test_mqtt_3_4_2_2)
+{
+	check_reason_fits(P_PUBACK);
+}
+END_TEST
+
+/* [MQTT-3.5.2-2] PUBREC 0x99. */
+START_TEST(test_mqtt_3_5_2_2)
+{
+	check_reason_fits(P_PUBREC);
+}
+END_TEST
+
+/* [MQTT-3.6.2-2] PUBREL 0x92. */
+START_TEST(test_mqtt_3_6_2_2)
+{
+	check_reason_fits(P_PUBREL);
+}
+END_TEST
+
+/* [MQTT-3.7.2-2] PUBCOMP 0x92. */
+START_TEST(test_mqtt_3_7_2_2)
+{
+	check_reason_fits(P_PUBCOMP);
+}
+END_TEST
+
+/* [MQTT-3.9.2-1] SUBACK 0x8F. */
+START_TEST(test_mqtt_3_9_2_1)
+{
+	check_reason_fits(P_SUBACK);
+}
+END_TEST
+
+/* [MQTT-3.11.2-1] UNSUBACK 0x11. */
+START_TEST(test_mqtt_3_11_2_1)
+{
+	check_reason_fits(P_UNSUBACK);
+}
+END_TEST
+
+/* [MQTT-3.14.2-3] DISCONNECT 0x94 from the server. */
+START_TEST(test_mqtt_3_14_2_3)
+{
+	check_reason_fits(P_DISCONNECT);
 }
 END_TEST
 
@@ -1261,21 +1556,21 @@ START_TEST(test_mqtt_4_7_3_1)
 {
 	static const uint8_t subscribe[] = { 0x82, 0x06, 0x00, 0x05, 0x00,
 					     0x00, 0x00, 0x00 };
+	struct mqtt_packet pkt;
 	uint8_t buf[256];
 	int fd = client("empty");
-	ssize_t n;
+	int type;
 
 	send_bytes(fd, subscribe, sizeof(subscribe));
-	n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
-	ck_assert_int_ge(n, 3);
-	if (buf[0] == 0x90) {
-		ck_assert_int_eq(n, 6);
-		ck_assert_uint_eq(buf[2] << 8 | buf[3], 5);
-		ck_assert_uint_ge(buf[5], 0x80);
+	type = raw_recv_decoded(fd, buf, sizeof(buf), WAIT_MS, V5, &pkt);
+	if (type == MQTT_SUBACK) {
+		ck_assert_uint_eq(pkt.u.suback.packet_id, 5);
+		ck_assert_uint_eq(pkt.u.suback.reasons.len, 1);
+		ck_assert_uint_ge(pkt.u.suback.reasons.data[0], 0x80);
 		expect_alive(fd);
 	} else {
-		ck_assert_uint_eq(buf[0], 0xE0);
-		ck_assert_uint_ge(buf[2], 0x80);
+		ck_assert_int_eq(type, MQTT_DISCONNECT);
+		ck_assert_uint_ge(pkt.u.disconnect.reason, 0x80);
 		expect_closed(fd);
 	}
 	close(fd);
@@ -1515,6 +1810,15 @@ static Suite *conformance_suite(void)
 	tcase_add_test(tc, test_mqtt_3_10_4_1);
 	tcase_add_test(tc, test_mqtt_3_10_4_3);
 	tcase_add_test(tc, test_mqtt_3_11_3_1);
+	tcase_add_test(tc, test_mqtt_3_1_2_29);
+	tcase_add_test(tc, test_mqtt_3_2_2_19);
+	tcase_add_test(tc, test_mqtt_3_4_2_2);
+	tcase_add_test(tc, test_mqtt_3_5_2_2);
+	tcase_add_test(tc, test_mqtt_3_6_2_2);
+	tcase_add_test(tc, test_mqtt_3_7_2_2);
+	tcase_add_test(tc, test_mqtt_3_9_2_1);
+	tcase_add_test(tc, test_mqtt_3_11_2_1);
+	tcase_add_test(tc, test_mqtt_3_14_2_3);
 	tcase_add_test(tc, test_mqtt_4_1_0_1);
 	tcase_add_test(tc, test_mqtt_4_3_2_5);
 	tcase_add_test(tc, test_mqtt_4_3_3_9);
