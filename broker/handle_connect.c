@@ -183,9 +183,16 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p,
 	if (p->client_id.len == 0) {
 		/* [MQTT-3.1.3-6]: we pick a unique one. */
 		char id[40];
+		int len;
 
-		snprintf(id, sizeof(id), "cicada-%016" PRIx64,
-			 ++b->next_client_number);
+		/*
+		 * Never one a session already has: a client may have chosen
+		 * it, or a restart restored it while the count began again.
+		 */
+		do
+			len = snprintf(id, sizeof(id), "cicada-%016" PRIx64,
+				       ++b->next_client_number);
+		while (session_find(b, id, (size_t)len));
 		c->client_id = strdup(id);
 	} else {
 		c->client_id = strndup((const char *)p->client_id.data,

@@ -468,6 +468,32 @@ START_TEST(test_empty_id_v5_assigned)
 END_TEST
 
 /*
+ * An assigned id is never one a session has: with "cicada-...01" taken
+ * by a client that chose it (or by a session a restart restored), the
+ * next client without an id gets another one and takes nothing over.
+ */
+START_TEST(test_assigned_id_skips_taken)
+{
+	struct pconn taken, p;
+	MQTTProperty *id;
+
+	pconnect(&taken, MQTT_V5, "cicada-0000000000000001", true, 0, 60);
+	ck_assert_int_eq(taken.rc, 0);
+	pconnect(&p, MQTT_V5, "", true, 0, 60);
+	ck_assert_int_eq(p.rc, 0);
+	id = MQTTProperties_getProperty(&p.props,
+		MQTTPROPERTY_CODE_ASSIGNED_CLIENT_IDENTIFER);
+	ck_assert_ptr_nonnull(id);
+	ck_assert_int_eq(id->value.data.len, 23);
+	ck_assert(memcmp(id->value.data.data, "cicada-0000000000000001",
+			 23) != 0);
+	ck_assert(MQTTClient_isConnected(taken.c));
+	pconn_close(&p);
+	pconn_close(&taken);
+}
+END_TEST
+
+/*
  * A client id given by the client gets no Assigned Client Identifier
  * [MQTT-3.2.2-16 only applies to a zero-length id].
  */
@@ -1132,6 +1158,7 @@ static Suite *connect_suite(void)
 	tcase_add_test(tc, test_empty_id_v311_not_clean);
 	tcase_add_test(tc, test_empty_id_v5_assigned);
 	tcase_add_test(tc, test_given_id_not_assigned);
+	tcase_add_test(tc, test_assigned_id_skips_taken);
 	tcase_add_test(tc, test_v31_client_id_length);
 	tcase_add_test(tc, test_unsupported_protocol_level);
 	tcase_add_test(tc, test_bridge_level_accepted);
