@@ -8,7 +8,12 @@
  * append to an in-memory queue and never block on the disk; the writer
  * takes everything queued so far and commits it as one transaction (group
  * commit), so a busy broker commits large batches and an idle one commits
- * each change at once.  Every recorded change gets a sequence number
+ * each change at once.  Changes commit in the order they were recorded
+ * (a batch is always everything queued so far): once a change is
+ * committed, so is every change recorded before it, on any thread.  A
+ * broker relies on it to make one record stand for others (record the
+ * QoS 2 packet id after the message it answers for).
+ * Every recorded change gets a sequence number
  * (store_submitted()); store_committed() says how far the database has
  * durably got.  In durability strict a broker acknowledges a QoS 1/2
  * PUBLISH it must keep only when store_committed() has reached the
