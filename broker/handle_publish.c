@@ -214,13 +214,16 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	}
 	mark = persist_mark(b);
-	if (p->qos == 2 && session_qos2_add(s, p->packet_id) < 0) {
-		msg_unref(msg);
-		return send_ack_why(c, ack, p->packet_id,
-				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
-	}
 	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	msg_unref(msg);
+	/*
+	 * The packet id is recorded after the message and its deliveries:
+	 * storage commits in order, so a restart that knows the id (and so
+	 * answers a resent PUBLISH with PUBREC alone) knows the message too.
+	 */
+	if (p->qos == 2 && session_qos2_add(s, p->packet_id) < 0)
+		return send_ack_why(c, ack, p->packet_id,
+				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	if (p->qos && persist_lost_since(b, &mark))
 		return refuse_unstored(c, p, ack);
 	if (p->qos)
