@@ -144,13 +144,15 @@ static const struct mqtt_props *problem_props(const struct mqtt_packet *pkt)
 
 #define PROBLEM_INFO ((UINT64_C(1) << MQTT_PROP_REASON_STRING) | \
 		      (UINT64_C(1) << MQTT_PROP_USER_PROPERTY))
+#define SERVER_REFERENCE (UINT64_C(1) << MQTT_PROP_SERVER_REFERENCE)
 
 /*
  * The packet as it may go to this client: without Reason String and User
  * Properties when it asked for no problem information (CONNACK and
  * DISCONNECT may still have them [MQTT-3.1.2-29]), or when they would take
  * the packet past its Maximum Packet Size (then only they are dropped, not
- * the packet [MQTT-3.2.2-19, MQTT-3.4.2-2 ...]).  A changed packet is
+ * the packet [MQTT-3.2.2-19, MQTT-3.4.2-2 ...]), and then without its
+ * Server Reference if that is still too large.  A changed packet is
  * built in *copy; *size is the encoded size of the one returned.
  */
 static const struct mqtt_packet *conn_trim(const struct conn *c,
@@ -162,10 +164,12 @@ static const struct mqtt_packet *conn_trim(const struct conn *c,
 	struct mqtt_props *w;
 	bool allowed;
 
-	if (c->version != MQTT_V5 || !p || !(p->present & PROBLEM_INFO))
+	if (c->version != MQTT_V5 || !p ||
+	    !(p->present & (PROBLEM_INFO | SERVER_REFERENCE)))
 		return pkt;
 	allowed = c->request_problem_info || pkt->type == MQTT_CONNACK ||
-		  pkt->type == MQTT_DISCONNECT;
+		  pkt->type == MQTT_DISCONNECT ||
+		  !(p->present & PROBLEM_INFO);
 	if (allowed && (!c->max_packet_out || *size <= c->max_packet_out))
 		return pkt;
 	*copy = *pkt;
@@ -174,6 +178,15 @@ static const struct mqtt_packet *conn_trim(const struct conn *c,
 	w->users = NULL;
 	w->user_count = 0;
 	*size = mqtt_encoded_size(copy, c->version);
+	/*
+	 * Still too large: a redirection's Server Reference is optional
+	 * ("MAY", section 4.11), the packet limit is not [MQTT-3.1.2-24].
+	 */
+	if (c->max_packet_out && *size > c->max_packet_out &&
+	    (w->present & SERVER_REFERENCE)) {
+		w->present &= ~SERVER_REFERENCE;
+		*size = mqtt_encoded_size(copy, c->version);
+	}
 	return copy;
 }
 

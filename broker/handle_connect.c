@@ -16,6 +16,7 @@
 #include "broker/listener.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
+#include "broker/redirect.h"
 #include "broker/session.h"
 #include "broker/shard.h"
 
@@ -229,6 +230,10 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 	struct session *s;
 	int rc;
 
+	/* [4.11] Sent elsewhere before any session is touched. */
+	rc = redirect_connect(c);
+	if (rc)
+		return rc;
 	if (lim->max_keepalive && keep_alive > lim->max_keepalive)
 		keep_alive = lim->max_keepalive; /* [MQTT-3.2.2-21] */
 	rc = prepare_will(c, p);

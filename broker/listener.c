@@ -146,6 +146,14 @@ static int open_one(struct shard *sh, const struct config_listener *cl,
 	l->allow_anonymous = cl->allow_anonymous == 1;
 	l->passwd = db ? auth_db_ref(db) : NULL;
 	l->max_connections = cl->max_connections;
+	l->port = cl->port;
+	l->socket_domain = cl->socket_domain;
+	l->server_moved = cl->server_moved == 1;
+	if ((cl->bind_address &&
+	     !(l->bind_address = strdup(cl->bind_address))) ||
+	    (cl->server_reference && *cl->server_reference &&
+	     !(l->server_reference = strdup(cl->server_reference))))
+		goto err;
 	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
 	ev_timer_init(&l->pause, resume_cb, 1.0, 0.0);
 	ev_io_start(sh->loop, &l->io);
@@ -157,6 +165,9 @@ err:
 	log_at(LOGL_ERROR, "cannot listen on %s: %s", l->name, strerror(errno));
 	if (l->fd >= 0)
 		close(l->fd);
+	auth_db_unref(l->passwd);
+	free(l->bind_address);
+	free(l->server_reference);
 	free(l);
 	return -1;
 }
@@ -279,6 +290,8 @@ void listener_close_all(struct shard *sh, struct listener *list)
 		ev_timer_stop(sh->loop, &list->pause);
 		auth_db_unref(list->passwd);
 		close(list->fd);
+		free(list->bind_address);
+		free(list->server_reference);
 		free(list);
 	}
 }

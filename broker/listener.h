@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct auth_db;
 struct config;
@@ -26,6 +27,13 @@ struct listener {
 	long max_connections; /* < 0: only the broker-wide limit */
 	size_t conn_count;
 	char name[80]; /* "[::]:1883" for logs */
+	/* Its listener block, found again by these in a reloaded file. */
+	uint16_t port;
+	int socket_domain; /* 0, 4 or 6 */
+	char *bind_address; /* NULL: every address */
+	/* Server redirection (broker/redirect.h); NULL: none. */
+	char *server_reference;
+	bool server_moved; /* 0x9D Server moved, else 0x9C Use another server */
 };
 
 /*

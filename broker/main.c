@@ -27,6 +27,7 @@
 #include "broker/listener.h"
 #include "broker/log.h"
 #include "broker/persist.h"
+#include "broker/redirect.h"
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/shard.h"
@@ -279,6 +280,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	apply_limits(&rt->broker.limits, &cfg);
 	apply_logging(&cfg, 0);
 	listener_reload_passwd(rt->listeners);
+	redirect_reload(&rt->shard, rt->listeners, &cfg);
 	log_at(LOGL_NOTICE, "configuration reloaded (listeners keep their sockets)");
 	config_free(&cfg);
 }

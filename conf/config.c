@@ -429,6 +429,36 @@ static int parse_string(struct parser *p, const struct option_desc *o,
 	return 0;
 }
 
+/*
+ * server_reference [REFERENCES]: the rest of the line, spaces included
+ * (a Server Reference is a space-separated list [MQTT 5.0 section 4.11]),
+ * sent to clients as an MQTT UTF-8 string, so it must be one.  No value
+ * is allowed: it means no redirection in this scope.
+ */
+static int parse_server_reference(struct parser *p,
+				  const struct option_desc *o, char *args)
+{
+	size_t len = strlen(args);
+	const char *s;
+	void *field;
+	int rc;
+
+	rc = check_placement(p, o, &field);
+	if (rc)
+		return rc;
+	if (len > UINT16_MAX)
+		return perr(p, "'%s' is longer than %d bytes", o->name,
+			    UINT16_MAX);
+	if (!mqtt_utf8_is_valid((const uint8_t *)args, len))
+		return perr(p, "'%s' must be UTF-8 without control "
+			    "characters", o->name);
+	s = config_strdup(p->c, args);
+	if (!s)
+		return perr_nomem(p);
+	*(const char **)field = s;
+	return 0;
+}
+
 /* "a, b or c" for a keyword table, leaving out the reserved words. */
 static void keywords_list(const struct keyword *k, char *buf, size_t len)
 {
@@ -633,6 +663,7 @@ static int parse_listener(struct parser *p, const struct option_desc *o,
 		.protocol = CONFIG_PROTOCOL_MQTT,
 		.max_connections = -1,
 		.allow_anonymous = -1,
+		.server_moved = -1,
 		.source = p->file,
 		.line = p->line,
 	};
@@ -851,6 +882,12 @@ static const struct option_desc options[] = {
 	  .loff = L(protocol), .type = FT_PROTOCOL, .words = protocol_words },
 	OPT_BOOL(queue_qos0_messages),
 	OPT_BOOL(retain_available),
+	{ .name = "server_moved", .parse = parse_bool,
+	  .scope = SC_GLOBAL | SC_LISTENER, .goff = G(server_moved),
+	  .loff = L(server_moved), .type = FT_TRIBOOL },
+	{ .name = "server_reference", .parse = parse_server_reference,
+	  .scope = SC_GLOBAL | SC_LISTENER, .goff = G(server_reference),
+	  .loff = L(server_reference), .type = FT_STRING },
 	OPT_INT(shards, FT_UNSIGNED, 0, MAX_SHARDS),
 	{ .name = "socket_domain", .parse = parse_keyword,
 	  .scope = SC_LISTENER, .loff = L(socket_domain), .type = FT_INT,
@@ -1113,6 +1150,7 @@ static int add_default_listener(struct config *c)
 		.protocol = CONFIG_PROTOCOL_MQTT,
 		.max_connections = -1,
 		.allow_anonymous = -1,
+		.server_moved = -1,
 	};
 	free(c->listeners);
 	c->listeners = l;
@@ -1137,6 +1175,11 @@ int config_finish(struct config *c)
 	for (size_t i = 0; i < c->listener_count; i++) {
 		struct config_listener *l = &c->listeners[i];
 
+		/* Redirection: the block's own, else the general section's. */
+		if (!l->server_reference)
+			l->server_reference = c->server_reference;
+		if (l->server_moved < 0)
+			l->server_moved = c->server_moved;
 		/*
 		 * Per-listener settings keep a listener's own values; the
 		 * general section speaks for the default listener only.

@@ -38,6 +38,13 @@
  * reads a listener's allow_anonymous, password_file and acl_file and never
  * the global ones.
  *
+ * Server redirection.  server_reference and server_moved in a listener
+ * block belong to that listener (whatever per_listener_settings says);
+ * in the general section they apply to every listener without its own.
+ * A server_reference with no value sets "no redirection" in its scope,
+ * so one listener can stay open while the others redirect.
+ * config_finish() resolves them into each listener too.
+ *
  * Strings are owned by the struct config and live until config_free().
  */
 #ifndef CICADA_CONF_CONFIG_H
@@ -103,6 +110,13 @@ struct config_listener {
 	int allow_anonymous;		/* 0/1; -1 before config_finish() */
 	const char *password_file;	/* NULL: none */
 	const char *acl_file;		/* NULL: none */
+	/*
+	 * Server redirection: the listener block's own, or the general
+	 * section's once config_finish() ran.  NULL or "": none (before
+	 * config_finish(), NULL: not set in the block).
+	 */
+	const char *server_reference;
+	int server_moved;		/* 0/1; -1 before config_finish() */
 	/* Its "listener" line, for messages; NULL, 0: the default. */
 	const char *source;
 	unsigned line;
@@ -133,6 +147,13 @@ struct config {
 	bool retain_available;
 	bool queue_qos0_messages;	/* queue QoS 0 while offline */
 	unsigned sys_interval;		/* seconds between $SYS; 0: off */
+	/*
+	 * Server redirection [MQTT 5.0 section 4.11] for listeners without
+	 * their own: NULL or "": none; server_moved 1 sends 0x9D Server
+	 * moved rather than 0x9C Use another server.
+	 */
+	const char *server_reference;
+	int server_moved;		/* 0/1 */
 
 	/* Logging. */
 	unsigned log_dest;		/* enum config_log_dest bits */
@@ -174,7 +195,8 @@ int config_load(struct config *c, const char *path, char *err,
 /*
  * Complete *c after the last config_load(): add the default listener when
  * none is configured and resolve every listener's allow_anonymous,
- * password_file and acl_file.  Returns 0 or -ENOMEM.  Calling it twice
+ * password_file, acl_file, server_reference and server_moved.  Returns 0
+ * or -ENOMEM.  Calling it twice
  * changes nothing.
  */
 int config_finish(struct config *c);

@@ -8,6 +8,7 @@
  * each test gets a fresh broker (checked fixture).
  */
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1770,6 +1771,362 @@ START_TEST(test_mqtt_4_8_2_6)
 }
 END_TEST
 
+/* ------------------------------------------ server redirection (4.11) */
+
+/*
+ * Each test starts its own broker with a server_reference (cicada-only
+ * options; see cicada.conf(5)).  A Server Reference is a space-separated
+ * list [MQTT 5.0 section 4.11]; the broker passes it on as written.
+ */
+#define REF "mqtt2.example.com:1883 [::1]:1884"
+
+/* What a redirected 5.0 CONNECT got. */
+struct redirect_ack {
+	uint8_t reason;
+	bool session_present;
+	int reason_len; /* Reason String's length; -1: none */
+	bool has_ref;
+	char ref[128]; /* the Server Reference, NUL-terminated */
+	size_t size; /* the CONNACK's */
+};
+
+/* Keep the Server Reference of props (if any) in *out. */
+static void take_ref(const struct mqtt_props *props, struct redirect_ack *out)
+{
+	out->has_ref = mqtt_props_has(props, MQTT_PROP_SERVER_REFERENCE);
+	out->ref[0] = '\0';
+	if (!out->has_ref)
+		return;
+	ck_assert_uint_lt(props->server_reference.len, sizeof(out->ref));
+	memcpy(out->ref, props->server_reference.data,
+	       props->server_reference.len);
+	out->ref[props->server_reference.len] = '\0';
+}
+
+/*
+ * A 5.0 CONNECT with Maximum Packet Size max (0: none sent) to port:
+ * refused, the CONNACK read into *out, then the connection is closed
+ * [MQTT-3.2.2-7].
+ */
+static void connect_redirected(int port, uint32_t max,
+			       struct redirect_ack *out)
+{
+	struct broker_proc b = broker;
+	struct mqtt_packet pkt = { .type = MQTT_CONNECT };
+	uint8_t buf[512];
+	int fd;
+
+	b.port = port;
+	fd = raw_connect(&b);
+	ck_assert_int_ge(fd, 0);
+	raw_connect_init(&pkt.u.connect, V5, "redirect-me");
+	if (max) {
+		mqtt_props_set(&pkt.u.connect.props,
+			       MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		pkt.u.connect.props.maximum_packet_size = max;
+	}
+	ck_assert_int_eq(raw_send_packet(fd, &pkt, V5), 0);
+	out->reason_len = expect_decoded(fd, MQTT_CONNACK, buf, sizeof(buf),
+					 &pkt);
+	out->reason = pkt.u.connack.reason;
+	out->session_present = pkt.u.connack.session_present;
+	take_ref(&pkt.u.connack.props, out);
+	ck_assert_int_eq(mqtt_frame_peek(buf, sizeof(buf), 0, &out->size), 0);
+	expect_closed(fd);
+	close(fd);
+}
+
+/* A 5.0 client with Maximum Packet Size max (0: none sent), connected. */
+static int client_max(const char *id, uint32_t max)
+{
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int fd = raw_connect(&broker);
+
+	ck_assert_int_ge(fd, 0);
+	raw_connect_init(&c, V5, id);
+	if (max) {
+		mqtt_props_set(&c.props, MQTT_PROP_MAXIMUM_PACKET_SIZE);
+		c.props.maximum_packet_size = max;
+	}
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf), &ack),
+			 0);
+	return fd;
+}
+
+/* Rewrite the configuration (extra after the first listener's lines),
+ * SIGHUP, and wait for the n-th reload. */
+static void reload_with(const char *extra, int n)
+{
+	FILE *f = fopen(broker.conf, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n"
+		   "persistence false\nlog_type all\n%s\n", broker.port, extra);
+	ck_assert_int_eq(fclose(f), 0);
+	broker_signal(&broker, SIGHUP);
+	ck_assert_msg(broker_wait_log_count(&broker, "configuration reloaded",
+					    NULL, n, WAIT_MS),
+		      "no reload %d in the log", n);
+}
+
+/*
+ * The server DISCONNECT that drains a 5.0 client: reason, Server
+ * Reference (ref NULL: none), no Session Expiry [MQTT-3.14.2-2], then
+ * the close.  Returns the Reason String's length (-1: none).
+ */
+static int expect_redirect_disconnect(int fd, uint8_t reason,
+				      const char *ref)
+{
+	struct redirect_ack got;
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
+	int len = expect_decoded(fd, MQTT_DISCONNECT, buf, sizeof(buf), &pkt);
+
+	ck_assert_uint_eq(pkt.u.disconnect.reason, reason);
+	ck_assert(!mqtt_props_has(&pkt.u.disconnect.props,
+				  MQTT_PROP_SESSION_EXPIRY_INTERVAL));
+	take_ref(&pkt.u.disconnect.props, &got);
+	ck_assert(got.has_ref == (ref != NULL));
+	if (ref)
+		ck_assert_str_eq(got.ref, ref);
+	expect_closed(fd);
+	close(fd);
+	return len;
+}
+
+/*
+ * server_reference set: a 5.0 CONNECT gets CONNACK 0x9C Use another
+ * server with the Server Reference and a Reason String, Session Present
+ * 0 [MQTT-3.2.2-6], and the connection closes [MQTT-3.2.2-7].
+ */
+START_TEST(test_redirect_connack_use_another_server)
+{
+	struct redirect_ack ack;
+
+	broker_start_checked(&broker, "server_reference " REF);
+	connect_redirected(broker.port, 0, &ack);
+	ck_assert_uint_eq(ack.reason, MQTT_RC_USE_ANOTHER_SERVER);
+	ck_assert(!ack.session_present);
+	ck_assert(ack.has_ref);
+	ck_assert_str_eq(ack.ref, REF);
+	ck_assert_int_gt(ack.reason_len, 0);
+	ck_assert(broker_wait_log(&broker, "redirect-me " /* client id */,
+				  WAIT_MS));
+	ck_assert(broker_log_contains(&broker, "connection refused: redirected "
+				      "to " REF " (Use another server)"));
+}
+END_TEST
+
+/* server_moved true: 0x9D Server moved, with the Server Reference. */
+START_TEST(test_redirect_connack_server_moved)
+{
+	struct redirect_ack ack;
+
+	broker_start_checked(&broker, "server_reference " REF
+			     "\nserver_moved true");
+	connect_redirected(broker.port, 0, &ack);
+	ck_assert_uint_eq(ack.reason, MQTT_RC_SERVER_MOVED);
+	ck_assert(ack.has_ref);
+	ck_assert_str_eq(ack.ref, REF);
+	ck_assert_int_gt(ack.reason_len, 0);
+}
+END_TEST
+
+/*
+ * 3.1.1 and 3.1 have no redirection: CONNACK 3 Server unavailable, then
+ * the close.
+ */
+START_TEST(test_redirect_connack_v3_server_unavailable)
+{
+	static const uint8_t levels[] = { MQTT_V311, MQTT_V31 };
+	struct mqtt_connack ack;
+	struct mqtt_connect c;
+	uint8_t buf[256];
+
+	broker_start_checked(&broker, "server_reference " REF);
+	for (size_t i = 0; i < sizeof(levels); i++) {
+		int fd = raw_connect(&broker);
+
+		ck_assert_int_ge(fd, 0);
+		raw_connect_init(&c, levels[i], "old-client");
+		ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf),
+						     &ack),
+				 MQTT_V3_CONNACK_REFUSED_SERVER_UNAVAILABLE);
+		ck_assert(!ack.session_present);
+		expect_closed(fd);
+		close(fd);
+	}
+	ck_assert(broker_log_contains(&broker, "MQTT 3.1.1 cannot be "
+				      "redirected (Server unavailable)"));
+	ck_assert(broker_log_contains(&broker, "MQTT 3.1 cannot be "
+				      "redirected (Server unavailable)"));
+}
+END_TEST
+
+/*
+ * [MQTT-3.1.2-24] The client's Maximum Packet Size holds for a
+ * redirection too: one byte short of the whole CONNACK, the Reason String
+ * goes [MQTT-3.2.2-19] and the Server Reference stays; one byte short of
+ * that, the Server Reference goes too (the server "MAY" send it, section
+ * 4.11) and the client still learns 0x9C.
+ */
+START_TEST(test_mqtt_3_1_2_24_server_reference)
+{
+	struct redirect_ack full, no_reason, bare;
+
+	broker_start_checked(&broker, "server_reference " REF);
+	connect_redirected(broker.port, 0, &full);
+	ck_assert_int_gt(full.reason_len, 0);
+	ck_assert(full.has_ref);
+
+	connect_redirected(broker.port, (uint32_t)full.size, &no_reason);
+	ck_assert_uint_eq(no_reason.size, full.size);
+	connect_redirected(broker.port, (uint32_t)full.size - 1, &no_reason);
+	ck_assert_uint_eq(no_reason.reason, MQTT_RC_USE_ANOTHER_SERVER);
+	ck_assert_int_eq(no_reason.reason_len, -1);
+	ck_assert(no_reason.has_ref);
+	ck_assert_str_eq(no_reason.ref, REF);
+	ck_assert_uint_lt(no_reason.size, full.size);
+
+	connect_redirected(broker.port, (uint32_t)no_reason.size - 1, &bare);
+	ck_assert_uint_eq(bare.reason, MQTT_RC_USE_ANOTHER_SERVER);
+	ck_assert_int_eq(bare.reason_len, -1);
+	ck_assert(!bare.has_ref);
+	ck_assert_uint_lt(bare.size, no_reason.size);
+}
+END_TEST
+
+/*
+ * A listener block's server_reference is that listener's: the other
+ * listener accepts clients.
+ */
+START_TEST(test_redirect_per_listener)
+{
+	struct redirect_ack ack;
+	char extra[128], line[64];
+	int port2 = harness_free_port(), fd;
+
+	ck_assert_int_gt(port2, 0);
+	snprintf(extra, sizeof(extra),
+		 "listener %d 127.0.0.1\nserver_reference " REF, port2);
+	broker_start_checked(&broker, extra);
+	snprintf(line, sizeof(line), "listening on 127.0.0.1:%d", port2);
+	ck_assert(broker_wait_log(&broker, line, WAIT_MS));
+	connect_redirected(port2, 0, &ack);
+	ck_assert_uint_eq(ack.reason, MQTT_RC_USE_ANOTHER_SERVER);
+	ck_assert_str_eq(ack.ref, REF);
+	fd = client("first-listener");
+	expect_alive(fd);
+	close(fd);
+}
+END_TEST
+
+/*
+ * SIGHUP that sets server_reference drains the listener: each connected
+ * 5.0 client gets DISCONNECT 0x9C with the Server Reference and a Reason
+ * String (one whose Maximum Packet Size is too small gets the bare
+ * DISCONNECT 0x9C [MQTT-3.1.2-24]) and is closed; a 3.1.1 client, which
+ * cannot be redirected, stays connected; new 5.0 clients are redirected.
+ */
+START_TEST(test_redirect_sighup_drain)
+{
+	struct redirect_ack ack;
+	int v5, v5_small, v3;
+
+	broker_start_checked(&broker, NULL);
+	v5 = client("drain-v5");
+	v5_small = client_max("drain-v5-small", 32);
+	v3 = raw_connect(&broker);
+	ck_assert_int_ge(v3, 0);
+	ck_assert_int_eq(raw_mqtt_connect(v3, MQTT_V311, "drain-v3"), 0);
+
+	reload_with("server_reference " REF, 1);
+	ck_assert_int_gt(expect_redirect_disconnect(
+				 v5, MQTT_RC_USE_ANOTHER_SERVER, REF), 0);
+	ck_assert_int_eq(expect_redirect_disconnect(
+				 v5_small, MQTT_RC_USE_ANOTHER_SERVER, NULL),
+			 -1);
+	expect_alive(v3);
+	ck_assert(broker_log_contains(&broker, "server_reference " REF
+				      ": redirected 2 MQTT 5 client(s) (Use "
+				      "another server); 1 MQTT 3.1.x "
+				      "client(s) stay connected"));
+	ck_assert_int_eq(broker_log_count(&broker, "drain-v3",
+					  "stays connected"), 1);
+	ck_assert_int_eq(broker_log_count(&broker, "drain-v5 ",
+					  "disconnected: redirected to " REF),
+			 1);
+
+	connect_redirected(broker.port, 0, &ack);
+	ck_assert_uint_eq(ack.reason, MQTT_RC_USE_ANOTHER_SERVER);
+	/* The same reference again: nothing more to drain. */
+	reload_with("server_reference " REF, 2);
+	expect_alive(v3);
+	ck_assert_int_eq(broker_log_count(&broker, "redirected 2 MQTT 5",
+					  NULL), 1);
+	close(v3);
+}
+END_TEST
+
+/*
+ * Per listener on reload too: setting server_reference in the second
+ * listener's block drains that listener's 5.0 clients only, with 0x9D
+ * when server_moved is true there.
+ */
+START_TEST(test_redirect_sighup_drain_one_listener)
+{
+	struct broker_proc b2;
+	char extra[160], line[64];
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int port2 = harness_free_port(), fd1, fd2;
+
+	ck_assert_int_gt(port2, 0);
+	snprintf(extra, sizeof(extra), "listener %d 127.0.0.1", port2);
+	broker_start_checked(&broker, extra);
+	snprintf(line, sizeof(line), "listening on 127.0.0.1:%d", port2);
+	ck_assert(broker_wait_log(&broker, line, WAIT_MS));
+	fd1 = client("on-first");
+	b2 = broker;
+	b2.port = port2;
+	fd2 = raw_connect(&b2);
+	ck_assert_int_ge(fd2, 0);
+	raw_connect_init(&c, V5, "on-second");
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd2, &c, buf, sizeof(buf), &ack),
+			 0);
+
+	snprintf(extra, sizeof(extra), "listener %d 127.0.0.1\n"
+		 "server_reference " REF "\nserver_moved true", port2);
+	reload_with(extra, 1);
+	ck_assert_int_gt(expect_redirect_disconnect(
+				 fd2, MQTT_RC_SERVER_MOVED, REF), 0);
+	expect_alive(fd1);
+	close(fd1);
+}
+END_TEST
+
+/* Removing server_reference with another SIGHUP accepts clients again. */
+START_TEST(test_redirect_sighup_removed)
+{
+	struct redirect_ack ack;
+	int fd;
+
+	broker_start_checked(&broker, "server_reference " REF
+			     "\nserver_moved true");
+	connect_redirected(broker.port, 0, &ack);
+	ck_assert_uint_eq(ack.reason, MQTT_RC_SERVER_MOVED);
+	reload_with("", 1);
+	ck_assert(broker_log_contains(&broker, "server_reference removed: "
+				      "accepting clients again"));
+	fd = client("back-again");
+	expect_alive(fd);
+	close(fd);
+}
+END_TEST
+
 static Suite *conformance_suite(void)
 {
 	Suite *s = suite_create("10-conformance");
@@ -1831,6 +2188,20 @@ static Suite *conformance_suite(void)
 	tcase_add_test(tc, test_mqtt_4_8_2_4);
 	tcase_add_test(tc, test_mqtt_4_8_2_5);
 	tcase_add_test(tc, test_mqtt_4_8_2_6);
+	suite_add_tcase(s, tc);
+
+	/* Server redirection: each test starts the broker it needs. */
+	tc = tcase_create("redirect");
+	tcase_add_checked_fixture(tc, NULL, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_redirect_connack_use_another_server);
+	tcase_add_test(tc, test_redirect_connack_server_moved);
+	tcase_add_test(tc, test_redirect_connack_v3_server_unavailable);
+	tcase_add_test(tc, test_mqtt_3_1_2_24_server_reference);
+	tcase_add_test(tc, test_redirect_per_listener);
+	tcase_add_test(tc, test_redirect_sighup_drain);
+	tcase_add_test(tc, test_redirect_sighup_drain_one_listener);
+	tcase_add_test(tc, test_redirect_sighup_removed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -78,6 +78,7 @@ static const struct field fields[] = {
 	FLD(retain_available, T_BOOL),
 	FLD(queue_qos0_messages, T_BOOL),
 	FLD(sys_interval, T_UNS),
+	FLD(server_moved, T_INT),
 	FLD(log_dest, T_UNS),
 	FLD(log_type, T_UNS),
 	FLD(log_timestamp, T_BOOL),
@@ -111,6 +112,8 @@ static long long get_int(const struct config *c, const char *name)
 			return l->max_connections;
 		if (strcmp(name, "allow_anonymous") == 0)
 			return l->allow_anonymous;
+		if (strcmp(name, "server_moved") == 0)
+			return l->server_moved;
 		if (strcmp(name, "line") == 0)
 			return l->line;
 		ck_abort_msg("no listener field %s", name);
@@ -161,6 +164,8 @@ static const char *get_str(const struct config *c, const char *name)
 			return l->acl_file;
 		if (strcmp(name, "source") == 0)
 			return l->source;
+		if (strcmp(name, "server_reference") == 0)
+			return l->server_reference;
 		ck_abort_msg("no listener field %s", name);
 	}
 	if (strcmp(name, "password_file") == 0)
@@ -175,6 +180,8 @@ static const char *get_str(const struct config *c, const char *name)
 		return c->persistence_location;
 	if (strcmp(name, "pid_file") == 0)
 		return c->pid_file;
+	if (strcmp(name, "server_reference") == 0)
+		return c->server_reference;
 	if (strcmp(name, "persistence_path") == 0) {
 		ck_assert_int_eq(config_persistence_path(c, path_buf,
 							 sizeof(path_buf)), 0);
@@ -627,6 +634,58 @@ static const struct row rows[] = {
 	  .rc = -EINVAL,
 	  .err = "unexpected extra argument 'warning' for 'log_type'" },
 
+	/* ---- server redirection */
+	{ .text = "server_reference mqtt2.example.com:1883\n",
+	  .ints = { { "server_moved", 0 }, { "l0.server_moved", 0 } },
+	  .strs = { { "server_reference", "mqtt2.example.com:1883" },
+		    { "l0.server_reference", "mqtt2.example.com:1883" } } },
+	/* A space-separated list, as section 4.11 of MQTT 5.0 has it. */
+	{ .text = "server_reference  a.example:1883 [::1]:1884  \n"
+		  "server_moved true\n",
+	  .ints = { { "server_moved", 1 }, { "l0.server_moved", 1 } },
+	  .strs = { { "server_reference", "a.example:1883 [::1]:1884" } } },
+	{ .text = "server_reference s\xC3\xA9rveur.example\n",
+	  .strs = { { "server_reference", "s\xC3\xA9rveur.example" } } },
+	/* In a block: that listener's; the others take the general one. */
+	{ .text = "server_reference g:1883\nlistener 1883\n"
+		  "server_reference l:1883\nserver_moved true\n"
+		  "listener 1884\nlistener 1885\nserver_reference\n",
+	  .ints = { { "l0.server_moved", 1 },
+		    { "l1.server_moved", 0 },
+		    { "l2.server_moved", 0 },
+		    { "server_moved", 0 } },
+	  .strs = { { "l0.server_reference", "l:1883" },
+		    { "l1.server_reference", "g:1883" },
+		    { "l2.server_reference", "" } } },
+	{ .text = "server_moved true\nlistener 1883\nlistener 1884\n"
+		  "server_moved false\n",
+	  .ints = { { "l0.server_moved", 1 }, { "l1.server_moved", 0 } },
+	  .strs = { { "server_reference", NULL },
+		    { "l0.server_reference", NULL } } },
+	/* Not per_listener_settings: a block's value is its own anyway. */
+	{ .text = "listener 1883\nserver_reference x:1\n",
+	  .strs = { { "server_reference", NULL },
+		    { "l0.server_reference", "x:1" } } },
+	{ .text = "server_moved yes\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:1: invalid value 'yes' for 'server_moved': "
+		 "expected true or false$" },
+	{ .text = "listener 1883\n\nserver_reference a\tb\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:3: 'server_reference' must be UTF-8 without "
+		 "control characters$" },
+	{ .text = "server_reference \xC3\x28\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:1: 'server_reference' must be UTF-8" },
+	{ .text = "server_referense x\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:1: unknown option 'server_referense' (did you "
+		 "mean 'server_reference'?)$" },
+	{ .text = "server_move true\n",
+	  .rc = -EINVAL,
+	  .err = "unknown option 'server_move' (did you mean "
+		 "'server_moved'?)$" },
+
 	/* ---- listeners */
 	{ .text = "listener 1883\n",
 	  .ints = { { "listener_count", 1 },
@@ -915,6 +974,10 @@ START_TEST(test_embedded_defaults)
 	ck_assert_uint_eq(c.shards, 0);
 	ck_assert_ptr_null(c.password_file);
 	ck_assert_ptr_null(c.acl_file);
+	ck_assert_ptr_null(c.server_reference);
+	ck_assert_int_eq(c.server_moved, 0);
+	ck_assert_ptr_null(c.listeners[0].server_reference);
+	ck_assert_int_eq(c.listeners[0].server_moved, 0);
 
 	/* A second call changes nothing. */
 	ck_assert_int_eq(config_finish(&c), 0);
@@ -1096,6 +1159,41 @@ START_TEST(test_long_line)
 }
 END_TEST
 
+/* An MQTT string holds 65535 bytes: the Server Reference must fit. */
+START_TEST(test_server_reference_too_long)
+{
+	size_t max = 65535;
+	char path[512], err[256];
+	char *text = malloc(max + 64);
+	struct config c;
+	int n;
+
+	ck_assert_ptr_nonnull(text);
+	make_dir();
+	snprintf(path, sizeof(path), "%s/cicada.conf", dir);
+	n = sprintf(text, "server_reference ");
+	memset(text + n, 'r', max);
+	text[(size_t)n + max] = '\n';
+	write_file(path, text, (size_t)n + max + 1);
+	config_init(&c);
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(c.server_reference), max);
+	config_free(&c);
+
+	n = sprintf(text, "\nserver_reference r");
+	memset(text + n, 'r', max);
+	text[(size_t)n + max] = '\n';
+	write_file(path, text, (size_t)n + max + 1);
+	config_init(&c);
+	ck_assert_int_eq(config_load(&c, path, err, sizeof(err)), -EINVAL);
+	check_err(err, "cicada.conf:2: 'server_reference' is longer than "
+		  "65535 bytes$");
+	config_free(&c);
+	free(text);
+	remove_dir();
+}
+END_TEST
+
 START_TEST(test_persistence_path_too_long)
 {
 	struct config c;
@@ -1131,6 +1229,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_small_error_buffer);
 	tcase_add_test(tc, test_layered_load);
 	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_server_reference_too_long);
 	tcase_add_test(tc, test_persistence_path_too_long);
 	suite_add_tcase(s, tc);
 	return s;
