@@ -331,7 +331,8 @@ static size_t connect_bytes(uint8_t flags, const uint8_t *payload,
 	out[n++] = 0x00;
 	out[n++] = 0x3C;
 	out[n++] = 0x00; /* Property Length */
-	memcpy(out + n, payload, payload_len);
+	if (payload_len) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(out + n, payload, payload_len);
 	return n + payload_len;
 }
 
