@@ -18,6 +18,7 @@
 struct auth_conn;
 struct conn_alias;
 struct listener;
+struct sockaddr;
 struct msg;
 
 /* Most topic aliases cicada assigns on one connection. */
@@ -36,15 +37,23 @@ struct conn {
 	struct shard *shard;
 	struct listener *listener; /* accepted on; NULL for tests */
 	struct conn *prev, *next; /* the shard's list of connections */
-	int fd;
-	ev_io rio, wio;
+	ev_io io; /* read, and write while the socket pushes back */
 	uint8_t state; /* enum conn_state */
 	uint8_t version; /* protocol level, 0 before CONNECT */
 	bool flush_queued; /* on the shard's flush list */
 	bool will_suppressed; /* normal DISCONNECT: no will */
 	bool broken; /* output failed: closed by the next flush pass */
-	char peer[64]; /* "address:port" for logs */
-	char *client_id; /* copy for logs; the session has its own */
+	bool want_write; /* io watches EV_WRITE too */
+	bool client_id_borrowed; /* client_id is the session's */
+	bool held; /* on the shard's held list (see hold_seq) */
+	bool request_problem_info;
+	/* The peer, for logs (conn_peer()): IPv4 or IPv6 in binary. */
+	uint8_t peer_family; /* AF_INET, AF_INET6; 0: unknown */
+	uint16_t peer_port;
+	uint8_t peer_addr[16];
+	int fd;
+	/* For logs: our copy until a session holds it, then the session's. */
+	char *client_id;
 	struct auth_conn *auth; /* user, enhanced auth method and exchange */
 
 	struct session *session;
@@ -67,18 +76,16 @@ struct conn {
 	 */
 	uint64_t hold_seq;
 	struct conn *held_next;
-	bool held;
 
 	/* Keep alive and connect timeout, checked by the shard's wheel. */
 	double last_activity;
-	double timeout; /* seconds of silence allowed; 0: none */
 	struct conn *wheel_prev, *wheel_next;
+	float timeout; /* seconds of silence allowed; 0: none */
 	int wheel_slot; /* -1: not in the wheel */
 
 	/* MQTT 5 limits the client asked for. */
 	uint32_t max_packet_out; /* 0: no limit */
 	uint16_t topic_alias_max_in; /* aliases we accept */
-	char **topic_aliases; /* [topic_alias_max_in + 1], lazily */
 	/*
 	 * Topic aliases we send [MQTT-3.3.2.3.4]: the first topics sent get
 	 * aliases 1..topic_alias_max_out and keep them for the connection's
@@ -86,13 +93,16 @@ struct conn {
 	 */
 	uint16_t topic_alias_max_out; /* min(client's maximum, ours) */
 	uint16_t topic_alias_out_count;
-	struct conn_alias *topic_aliases_out; /* lazily */
-	bool request_problem_info;
 	uint16_t qos2_quota; /* our Receive Maximum */
+	char **topic_aliases; /* [topic_alias_max_in + 1], lazily */
+	struct conn_alias *topic_aliases_out; /* lazily */
 };
 
+
 /* Accepted socket -> connection on the shard; NULL on failure (fd closed). */
-struct conn *conn_new(struct shard *sh, int fd, const char *peer);
+struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer);
+/* "address:port" of the peer ("[v6]:port"), written into buf. */
+const char *conn_peer(const struct conn *c, char *buf, size_t len);
 
 /*
  * Encode a packet into the output buffer and schedule a flush.  Returns 0,
@@ -144,8 +154,13 @@ void conn_free(struct conn *c);
 void conn_timed_out(struct conn *c);
 
 #define conn_log(level, c, fmt, ...)                                      \
-	log_at((level), "%s %s: " fmt,                                    \
-	       (c)->client_id ? (c)->client_id : "-", (c)->peer,          \
-	       ##__VA_ARGS__)
+	do {                                                              \
+		char conn_log_peer_[64];                                  \
+		log_at((level), "%s %s: " fmt,                            \
+		       (c)->client_id ? (c)->client_id : "-",             \
+		       conn_peer((c), conn_log_peer_,                     \
+				 sizeof(conn_log_peer_)),                 \
+		       ##__VA_ARGS__);                                    \
+	} while (0)
 
 #endif

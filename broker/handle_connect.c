@@ -124,6 +124,10 @@ static struct session *attach_session(struct conn *c,
 	s->conn = c;
 	s->version = p->protocol_level;
 	c->session = s;
+	/* One copy of the id per client: the session's. */
+	free(c->client_id);
+	c->client_id = s->client_id;
+	c->client_id_borrowed = true;
 	if (p->protocol_level == MQTT_V5)
 		s->expiry_interval = p->props.session_expiry_interval;
 	else
@@ -267,7 +271,7 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 		lim->topic_alias_maximum : 0;
 	c->qos2_quota = UINT16_MAX;
 	/* [MQTT-3.1.2-24]: one and a half times the keep alive. */
-	c->timeout = keep_alive ? keep_alive * 1.5 : 0;
+	c->timeout = keep_alive ? (float)keep_alive * 1.5f : 0;
 	c->last_activity = shard_now(c->shard);
 	shard_watch_timeout(c->shard, c);
 

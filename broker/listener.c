@@ -107,7 +107,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = conn_new(l->shard, fd, peer);
+		c = conn_new(l->shard, fd, (struct sockaddr *)&ss);
 		if (!c)
 			continue;
 		c->listener = l;

@@ -85,19 +85,16 @@ struct session *session_new(struct broker *b, const char *id, size_t len)
 	struct session *s;
 	struct session **head;
 
+	if (len > UINT16_MAX) /* an MQTT string is never longer */
+		return NULL;
 	if (b->session_count >= b->session_buckets && registry_grow(b) < 0)
 		return NULL;
-	s = calloc(1, sizeof(*s));
+	s = calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = malloc(len + 1);
-	if (!s->client_id) {
-		free(s);
-		return NULL;
-	}
 	memcpy(s->client_id, id, len);
 	s->client_id[len] = '\0';
-	s->client_id_len = len;
+	s->client_id_len = (uint16_t)len;
 	s->broker = b;
 	s->inflight_max = UINT16_MAX;
 	head = bucket_of(b, id, len);
@@ -183,7 +180,6 @@ void session_destroy(struct session *s)
 	free_deliveries(s, s->inflight);
 	free_deliveries(s, s->queue);
 	free(s->qos2_in);
-	free(s->client_id);
 	free(s);
 }
 

@@ -55,23 +55,22 @@ struct session {
 	struct session *hnext; /* registry chain */
 	struct broker *broker;
 	struct conn *conn; /* NULL while offline */
-	char *client_id;
-	size_t client_id_len;
+	uint16_t client_id_len;
 	uint8_t version; /* protocol level of the last connection */
 	bool persisted; /* written to storage (see broker/persist.h) */
 	/* Seconds to keep the session after disconnect; UINT32_MAX: forever. */
 	uint32_t expiry_interval;
 	double expire_at; /* monotonic; valid while offline */
 	struct session_sub *subs;
-	size_t sub_count;
 
 	struct delivery *inflight, *inflight_tail;
-	uint32_t inflight_count;
-	uint16_t inflight_max; /* min(ours, client's Receive Maximum) */
 	struct delivery *queue, *queue_tail;
+	uint32_t sub_count;
+	uint32_t inflight_count;
 	uint32_t queued_count;
 	uint32_t queued_qos0; /* of those, QoS 0: what a full queue drops */
 	uint64_t queued_bytes;
+	uint16_t inflight_max; /* min(ours, client's Receive Maximum) */
 	uint16_t last_packet_id;
 
 	/*
@@ -79,8 +78,8 @@ struct session {
 	 * sent then or at session end, whichever first, unless the client
 	 * comes back [MQTT-3.1.3-9].
 	 */
-	struct msg *will;
 	uint32_t will_expiry; /* its Message Expiry Interval */
+	struct msg *will;
 	double will_at;
 
 	/* QoS 2 packet ids received and PUBREC'd, awaiting PUBREL. */
@@ -94,6 +93,7 @@ struct session {
 	uint8_t match_sub_id_count;
 	uint32_t match_sub_ids[8];
 	struct session *match_next;
+	char client_id[]; /* NUL-terminated, in the same allocation */
 };
 
 /* Find by client id, or NULL. */

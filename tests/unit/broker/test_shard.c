@@ -207,7 +207,7 @@ static void setup(void)
 static void arm(struct conn *c, double last_activity, double timeout)
 {
 	c->last_activity = last_activity;
-	c->timeout = timeout;
+	c->timeout = (float)timeout;
 	shard_watch_timeout(&shard, c);
 }
 
