@@ -98,7 +98,10 @@ struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer)
 	return c;
 }
 
-/* Make room for need more bytes after out_len; false when out of memory. */
+/*
+ * Make room for need more bytes after out_len; false when out of memory,
+ * or past 4 GiB waiting for one client (the hard output limit).
+ */
 static bool out_reserve(struct conn *c, size_t need)
 {
 	size_t cap;
@@ -106,6 +109,8 @@ static bool out_reserve(struct conn *c, size_t need)
 
 	if (c->out_cap - c->out_len >= need)
 		return true;
+	if (need > UINT32_MAX / 2 - (c->out_len - c->out_off))
+		return false;
 	if (c->out_off) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
@@ -120,7 +125,7 @@ static bool out_reserve(struct conn *c, size_t need)
 	if (!p)
 		return false;
 	c->out = p;
-	c->out_cap = cap;
+	c->out_cap = (uint32_t)cap;
 	return true;
 }
 
@@ -242,7 +247,7 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 			c->out_cap - c->out_len);
 	if (n < 0)
 		return n;
-	c->out_len += (size_t)n;
+	c->out_len += (uint32_t)n;
 	shard_want_flush(c->shard, c);
 	return 0;
 }
@@ -271,6 +276,23 @@ static uint32_t topic_hash(const char *t, size_t len)
 	return h;
 }
 
+bool conn_alias_tables(struct conn *c)
+{
+	size_t in = (size_t)c->topic_alias_max_in + 1;
+
+	if (!c->topic_aliases)
+		c->topic_aliases = calloc(1, in * sizeof(char *) +
+					  c->topic_alias_max_out *
+						  sizeof(struct conn_alias));
+	return c->topic_aliases != NULL;
+}
+
+static struct conn_alias *aliases_out(const struct conn *c)
+{
+	return (struct conn_alias *)(void *)(c->topic_aliases +
+					     c->topic_alias_max_in + 1);
+}
+
 /*
  * The alias for msg's topic: found (*is_new false), or the next one to
  * assign (*is_new true), or 0 when there is none to use.
@@ -279,10 +301,8 @@ static uint16_t alias_for(struct conn *c, const struct msg *msg,
 			  uint32_t hash, bool *is_new)
 {
 	*is_new = false;
-	if (!c->topic_aliases_out)
-		return 0;
 	for (uint16_t i = 0; i < c->topic_alias_out_count; i++) {
-		const struct conn_alias *a = &c->topic_aliases_out[i];
+		const struct conn_alias *a = &aliases_out(c)[i];
 
 		if (a->hash == hash && strcmp(a->topic, msg->topic) == 0)
 			return (uint16_t)(i + 1);
@@ -298,7 +318,7 @@ static void alias_learned(struct conn *c, const struct msg *msg,
 			  uint32_t hash)
 {
 	struct conn_alias *a =
-		&c->topic_aliases_out[c->topic_alias_out_count];
+		&aliases_out(c)[c->topic_alias_out_count];
 
 	a->topic = strdup(msg->topic);
 	if (!a->topic)
@@ -327,10 +347,8 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 
 	if (c->state == CONN_CLOSING || c->broken)
 		return false;
-	if (c->topic_alias_max_out && !c->topic_aliases_out && msg->topic_len > 2)
-		c->topic_aliases_out = calloc(c->topic_alias_max_out,
-					      sizeof(struct conn_alias));
-	if (c->topic_aliases_out && msg->topic_len > 2) {
+	if (c->topic_alias_max_out && msg->topic_len > 2 &&
+	    conn_alias_tables(c)) {
 		hash = topic_hash(msg->topic, msg->topic_len);
 		alias = alias_for(c, msg, hash, &new_alias);
 	}
@@ -374,11 +392,11 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 				       c->out_cap - c->out_len, NULL);
 	if (n < 0)
 		return false;
-	c->out_len += (size_t)n;
+	c->out_len += (uint32_t)n;
 	if (new_alias)
 		alias_learned(c, msg, hash);
 	memcpy(c->out + c->out_len, msg->payload, msg->payload_len);
-	c->out_len += msg->payload_len;
+	c->out_len += msg->payload_len; /* out_reserve() checked the sum */
 	c->shard->broker->stats.msgs_sent++;
 	shard_want_flush(c->shard, c);
 	return true;
@@ -414,7 +432,7 @@ void conn_flush(struct conn *c)
 				 c->out_len - c->out_off, MSG_NOSIGNAL);
 
 		if (n > 0) {
-			c->out_off += (size_t)n;
+			c->out_off += (uint32_t)n;
 			c->shard->broker->stats.bytes_sent += (uint64_t)n;
 			continue;
 		}
@@ -558,12 +576,9 @@ void conn_free(struct conn *c)
 	if (c->topic_aliases) {
 		for (size_t i = 0; i <= c->topic_alias_max_in; i++)
 			free(c->topic_aliases[i]);
-		free(c->topic_aliases);
-	}
-	if (c->topic_aliases_out) {
 		for (size_t i = 0; i < c->topic_alias_out_count; i++)
-			free(c->topic_aliases_out[i].topic);
-		free(c->topic_aliases_out);
+			free(aliases_out(c)[i].topic);
+		free(c->topic_aliases);
 	}
 	if (c->will)
 		msg_unref(c->will);
@@ -745,11 +760,14 @@ static bool in_reserve(struct conn *c, size_t need)
 	cap = c->in_cap ? c->in_cap : 1024;
 	while (cap - c->in_len < need)
 		cap *= 2;
+	/* The framer refuses packets far below this. */
+	if (cap > UINT32_MAX)
+		return false;
 	p = realloc(c->in, cap);
 	if (!p)
 		return false;
 	c->in = p;
-	c->in_cap = cap;
+	c->in_cap = (uint32_t)cap;
 	return true;
 }
 
@@ -817,12 +835,12 @@ static void conn_read_ready(struct conn *c)
 		if (!conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, &got) ||
 		    !got)
 			return;
-		c->in_len += got;
+		c->in_len += (uint32_t)got; /* at most in_cap */
 		used = conn_process(c, c->in, c->in_len);
 		if (c->state == CONN_CLOSING)
 			return;
 		memmove(c->in, c->in + used, c->in_len - used);
-		c->in_len -= used;
+		c->in_len -= (uint32_t)used;
 		if (c->in_len == 0)
 			in_release(c);
 		return;
@@ -837,7 +855,7 @@ static void conn_read_ready(struct conn *c)
 		return;
 	}
 	memcpy(c->in, sh->rbuf + used, got - used);
-	c->in_len = got - used;
+	c->in_len = (uint32_t)(got - used);
 }
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -64,10 +64,11 @@ struct conn {
 
 	/* Input: bytes of at most one partial packet between reads. */
 	uint8_t *in;
-	size_t in_len, in_cap;
-	/* Output: encoded packets not yet written. */
+	uint32_t in_len, in_cap;
+	/* Output: encoded packets not yet written (4 GiB at most). */
 	uint8_t *out;
-	size_t out_off, out_len, out_cap;
+	uint32_t out_off, out_len, out_cap;
+	uint32_t max_packet_out; /* the client's Maximum Packet Size; 0: none */
 	struct conn *flush_next;
 	/*
 	 * Durability strict: the output may not be written before the
@@ -84,7 +85,6 @@ struct conn {
 	int wheel_slot; /* -1: not in the wheel */
 
 	/* MQTT 5 limits the client asked for. */
-	uint32_t max_packet_out; /* 0: no limit */
 	uint16_t topic_alias_max_in; /* aliases we accept */
 	/*
 	 * Topic aliases we send [MQTT-3.3.2.3.4]: the first topics sent get
@@ -94,8 +94,12 @@ struct conn {
 	uint16_t topic_alias_max_out; /* min(client's maximum, ours) */
 	uint16_t topic_alias_out_count;
 	uint16_t qos2_quota; /* our Receive Maximum */
-	char **topic_aliases; /* [topic_alias_max_in + 1], lazily */
-	struct conn_alias *topic_aliases_out; /* lazily */
+	/*
+	 * Both alias tables in one block made when first needed (see
+	 * conn_alias_tables()): the topics of the aliases we accept,
+	 * [topic_alias_max_in + 1], then those we send, [..._max_out].
+	 */
+	char **topic_aliases;
 };
 
 
@@ -114,6 +118,9 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		       bool retain, bool dup, uint16_t packet_id,
 		       const uint32_t *sub_ids, uint8_t sub_id_count);
+/* Make c->topic_aliases if need be; false when out of memory. */
+bool conn_alias_tables(struct conn *c);
+
 /* Bytes queued for output and not yet written. */
 static inline size_t conn_pending(const struct conn *c)
 {

@@ -112,13 +112,8 @@ static int resolve_alias(struct conn *c, struct mqtt_publish *p)
 		return conn_why(c, MQTT_RC_TOPIC_ALIAS_INVALID,
 				"topic alias %u is above the maximum %u", alias,
 				c->topic_alias_max_in);
-	if (!c->topic_aliases) {
-		c->topic_aliases = calloc((size_t)c->topic_alias_max_in + 1,
-					  sizeof(char *));
-		if (!c->topic_aliases)
-			return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR,
-					"out of memory");
-	}
+	if (!conn_alias_tables(c))
+		return conn_why(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	if (p->topic.len == 0) {
 		const char *t = c->topic_aliases[alias];
 

@@ -662,7 +662,7 @@ START_TEST(test_qos0_soft_limit)
 	struct session *s = online("c", &conns[0]);
 
 	conns[0].out_off = 100;
-	conns[0].out_len = 100 + r->pending;
+	conns[0].out_len = (uint32_t)(100 + r->pending);
 	deliver(s, "t", 1, 0);
 	ck_assert_uint_eq(nsent, r->sent ? 1 : 0);
 	ck_assert_uint_eq(broker.stats.publish_dropped, r->sent ? 0 : 1);
