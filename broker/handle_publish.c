@@ -162,6 +162,7 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC;
 	struct msg *msg;
 	struct persist_mark mark;
+	bool qos2_failed;
 	int rc;
 
 	/* [MQTT-3.3.4-6]: identifiers are the server's to send. */
@@ -209,14 +210,18 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	}
 	mark = persist_mark(b);
+	/*
+	 * A QoS 2 packet id is stored with the message and its deliveries,
+	 * in one transaction: a restart that knows the id (and so answers
+	 * a resent PUBLISH with PUBREC alone) knows the message, and one
+	 * that knows the message knows the id (no second copy).
+	 */
+	persist_group_begin(b);
 	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	msg_unref(msg);
-	/*
-	 * The packet id is recorded after the message and its deliveries:
-	 * storage commits in order, so a restart that knows the id (and so
-	 * answers a resent PUBLISH with PUBREC alone) knows the message too.
-	 */
-	if (p->qos == 2 && session_qos2_add(s, p->packet_id) < 0)
+	qos2_failed = p->qos == 2 && session_qos2_add(s, p->packet_id) < 0;
+	persist_group_end(b);
+	if (qos2_failed)
 		return send_ack_why(c, ack, p->packet_id,
 				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 	if (p->qos && persist_lost_since(b, &mark))

@@ -80,6 +80,18 @@ static int saved(struct persist *p, int rc)
 	return rc;
 }
 
+void persist_group_begin(struct broker *b)
+{
+	if (b->persist)
+		store_group_begin(b->persist->st);
+}
+
+void persist_group_end(struct broker *b)
+{
+	if (b->persist)
+		store_group_end(b->persist->st);
+}
+
 /* ------------------------------------------------------------ messages */
 
 /* Monotonic ms of the shard <-> Unix ms, for expiry that survives restarts. */

@@ -41,6 +41,13 @@ void persist_close(struct broker *b);
 /* cicada --check-db: print the verdict; returns the exit status. */
 int persist_check_db(const char *path);
 
+/*
+ * The records made between persist_group_begin() and _end() survive a
+ * crash together or not at all (a QoS 2 packet id and its message).
+ */
+void persist_group_begin(struct broker *b);
+void persist_group_end(struct broker *b);
+
 /* A session was attached, detached, or changed expiry or will. */
 void persist_session(struct session *s);
 /* Its parked will is sent or cancelled (s->will is still set). */

@@ -385,6 +385,21 @@ static int op_submit(struct store *st, struct op *op)
 	return 0;
 }
 
+void store_group_begin(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->group_depth++;
+	pthread_mutex_unlock(&st->lock);
+}
+
+void store_group_end(struct store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (--st->group_depth == 0 && st->head)
+		pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+}
+
 int store_msg_put(struct store *st, const struct store_msg *m)
 {
 	const size_t len[3] = { m->topic_len, m->payload_len, m->props_len };

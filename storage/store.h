@@ -10,9 +10,9 @@
  * commit), so a busy broker commits large batches and an idle one commits
  * each change at once.  Changes commit in the order they were recorded
  * (a batch is always everything queued so far): once a change is
- * committed, so is every change recorded before it, on any thread.  A
- * broker relies on it to make one record stand for others (record the
- * QoS 2 packet id after the message it answers for).
+ * committed, so is every change recorded before it, on any thread; and
+ * store_group_begin()/store_group_end() make a set of changes commit
+ * together.
  * Every recorded change gets a sequence number
  * (store_submitted()); store_committed() says how far the database has
  * durably got.  In durability strict a broker acknowledges a QoS 1/2
@@ -203,6 +203,15 @@ int store_qos2_in_put(struct store *st, const char *client_id, size_t len,
 		      uint16_t packet_id);
 int store_qos2_in_del(struct store *st, const char *client_id, size_t len,
 		      uint16_t packet_id);
+
+/*
+ * The changes recorded between these two calls commit in one transaction:
+ * all of them or none survive a crash (an incoming QoS 2 packet id and the
+ * message it answers for).  The writer waits while any group is open, so
+ * keep groups to one packet's handling.  Groups may nest.
+ */
+void store_group_begin(struct store *st);
+void store_group_end(struct store *st);
 
 /* Sequence number of the last change recorded (0: none yet). */
 uint64_t store_submitted(const struct store *st);

@@ -132,6 +132,7 @@ struct store {
 	pthread_cond_t wake; /* the writer waits for work or stop (monotonic) */
 	struct op *head, *tail; /* the queue */
 	bool stop; /* store_close() wants the writer to finish */
+	unsigned group_depth; /* open store_group_begin()s: do not commit */
 	bool started; /* the writer thread runs (store_start()) */
 	pthread_t thread;
 

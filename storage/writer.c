@@ -422,7 +422,8 @@ void *store_writer_main(void *arg)
 
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (!st->head && !st->stop)
+		/* An open group commits whole or not at all: wait for it. */
+		while ((!st->head || st->group_depth) && !st->stop)
 			pthread_cond_wait(&st->wake, &st->lock);
 		if (!st->head)
 			break;
@@ -434,6 +435,8 @@ void *store_writer_main(void *arg)
 						      &deadline) != ETIMEDOUT)
 				;
 		}
+		while (st->group_depth && !st->stop)
+			pthread_cond_wait(&st->wake, &st->lock);
 		batch = st->head;
 		st->head = st->tail = NULL;
 		seq = atomic_load(&st->submitted);

@@ -1266,6 +1266,34 @@ START_TEST(test_pragmas)
 END_TEST
 
 /* Strict ignores the interval: a commit comes long before 10 s. */
+/*
+ * What is recorded inside a group waits for the group's end, and then
+ * commits with it; what came before the group is not held up forever.
+ */
+START_TEST(test_group_commits_whole)
+{
+	struct store *st = open_started();
+	uint64_t before;
+
+	put_session(st, "a", 0, 60, 0);
+	commit_wait(st);
+	before = store_committed(st);
+	store_group_begin(st);
+	put_msg(st, 1, "t", 0);
+	usleep(200000); /* the writer would have committed by now */
+	put_session(st, "b", 0, 60, 0);
+	ck_assert_uint_eq(store_committed(st), before);
+	store_group_begin(st); /* nested */
+	store_group_end(st);
+	usleep(100000);
+	ck_assert_uint_eq(store_committed(st), before);
+	store_group_end(st);
+	commit_wait(st);
+	ck_assert_uint_eq(store_committed(st), before + 2);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_strict_commits_at_once)
 {
 	struct store *st = open_mode(true, 10000);
@@ -1605,6 +1633,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_open_unwritable);
 	tcase_add_test(tc, test_open_foreign_db);
 	tcase_add_test(tc, test_open_in_use);
+	tcase_add_test(tc, test_group_commits_whole);
 	tcase_add_test(tc, test_notify_committed);
 	tcase_add_test(tc, test_pragmas);
 	tcase_add_test(tc, test_strict_commits_at_once);
