@@ -12,6 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * Subscription identifiers one delivery folds; a session matched through
+ * more subscriptions with identifiers gets a copy for each of the rest
+ * [MQTT-3.3.4-5].  Small: every session carries the room.
+ */
+#define SESSION_MATCH_IDS 4
+
 struct broker;
 struct conn;
 struct msg;
@@ -91,7 +98,7 @@ struct session {
 	uint8_t match_qos;
 	bool match_retain_as_published;
 	uint8_t match_sub_id_count;
-	uint32_t match_sub_ids[8];
+	uint32_t match_sub_ids[SESSION_MATCH_IDS];
 	struct session *match_next;
 	char client_id[]; /* NUL-terminated, in the same allocation */
 };

@@ -307,10 +307,14 @@ START_TEST(test_fold_many_ids)
 	}
 	bool seen[NELEM(filters)] = { false };
 
-	ck_assert_uint_eq(route("a/b", 1, false, NULL), 3);
-	ck_assert_uint_eq(ncalls, 3);
-	ck_assert_uint_eq((size_t)calls[0].sub_id_count + calls[1].sub_id_count +
-			  calls[2].sub_id_count, NELEM(ids));
+	size_t copies = 1 + NELEM(filters) - SESSION_MATCH_IDS, total = 0;
+
+	/* One delivery folds SESSION_MATCH_IDS ids, each other one a copy. */
+	ck_assert_uint_eq(route("a/b", 1, false, NULL), copies);
+	ck_assert_uint_eq(ncalls, copies);
+	for (size_t c = 0; c < ncalls; c++)
+		total += calls[c].sub_id_count;
+	ck_assert_uint_eq(total, NELEM(ids));
 	for (size_t c = 0; c < ncalls; c++) {
 		ck_assert_ptr_eq(calls[c].s, A);
 		ck_assert_uint_eq(calls[c].qos, 1);
