@@ -413,6 +413,15 @@ static enum auth_step scram_start(void **state, const struct auth_db *db,
 		*why = "no or oversized SCRAM client-first-message";
 		return AUTH_STEP_FAIL;
 	}
+	/*
+	 * RFC 5802's grammar has no NUL anywhere.  The message goes into the
+	 * AuthMessage as text: a NUL would cut it short there, and the proof
+	 * of a client that hashed all the bytes would not match.
+	 */
+	if (memchr(in, '\0', len)) {
+		*why = "NUL in SCRAM client-first-message";
+		return AUTH_STEP_FAIL;
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st) {
 		*why = "out of memory";
@@ -533,6 +542,10 @@ static enum auth_step scram_step(void *state, const uint8_t *in, size_t len,
 
 	if (st->final_sent || !in || len == 0 || len > SCRAM_MSG_MAX) {
 		*why = "no or oversized SCRAM client-final-message";
+		return AUTH_STEP_FAIL;
+	}
+	if (memchr(in, '\0', len)) {
+		*why = "NUL in SCRAM client-final-message";
 		return AUTH_STEP_FAIL;
 	}
 	/* c= must repeat the gs2-header of client-first. */

@@ -14,7 +14,7 @@
 # Exit status: 0 when no target crashed, 1 otherwise.
 
 seconds=${1:-60}
-: "${FUZZ_TARGETS:=fuzz_packet fuzz_props fuzz_topic fuzz_utf8}"
+: "${FUZZ_TARGETS:=fuzz_packet fuzz_props fuzz_topic fuzz_utf8 fuzz_passwd fuzz_scram}"
 srcdir=$(cd "$(dirname "$0")/../.." && pwd)
 dict=tests/fuzz/scratch/all.dict
 

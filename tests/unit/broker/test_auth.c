@@ -350,6 +350,38 @@ START_TEST(test_unknown_user)
 }
 END_TEST
 
+/*
+ * NUL bytes (none in RFC 5802's grammar) are refused.  They used to pass
+ * in an extension of the client-first-message and cut the AuthMessage
+ * short (it was built with "%.*s"), so that an honest client's proof over
+ * all the bytes failed; found by tests/fuzz/fuzz_scram.
+ */
+START_TEST(test_nul_bytes)
+{
+	static const char first[] = "n,,n=user,r=abc,x=1\0y";
+	static const char final[] = RFC_FINAL_NO_PROOF ",x=\0,p=" RFC_PROOF;
+	struct exchange x;
+
+	x.m = auth_mech_find((const uint8_t *)"SCRAM-SHA-256", 13);
+	x.why = NULL;
+	ck_assert_int_eq(x.m->start(&x.state, &db, (const uint8_t *)first,
+				    sizeof(first) - 1, &x.out, &x.out_len,
+				    &x.why),
+			 AUTH_STEP_FAIL);
+	ck_assert_str_eq(x.why, "NUL in SCRAM client-first-message");
+	done(&x);
+
+	ck_assert_int_eq(start(&x, RFC_CLIENT_FIRST), AUTH_STEP_CONTINUE);
+	x.why = NULL;
+	ck_assert_int_eq(x.m->step(x.state, (const uint8_t *)final,
+				   sizeof(final) - 1, &x.out, &x.out_len,
+				   &x.why),
+			 AUTH_STEP_FAIL);
+	ck_assert_str_eq(x.why, "NUL in SCRAM client-final-message");
+	done(&x);
+}
+END_TEST
+
 /* Without a fixed nonce: 24 random characters, different each time. */
 START_TEST(test_random_nonce)
 {
@@ -393,6 +425,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_gs2_variants);
 	tcase_add_test(tc, test_saslname_escapes);
 	tcase_add_test(tc, test_unknown_user);
+	tcase_add_test(tc, test_nul_bytes);
 	tcase_add_test(tc, test_random_nonce);
 	suite_add_tcase(s, tc);
 	return s;
