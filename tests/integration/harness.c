@@ -70,34 +70,22 @@ int raw_connect(const struct broker_proc *b)
 	return fd;
 }
 
-int broker_start(struct broker_proc *b, const char *extra_config)
+/*
+ * Run cicada on b's configuration, its output in b's log (truncated or
+ * appended to, by log_flag), and wait until its port accepts connections
+ * (at most 10 s).  0, or -1 with no broker left running.
+ */
+static int spawn(struct broker_proc *b, int log_flag)
 {
-	FILE *f;
 	long deadline;
 
-	memset(b, 0, sizeof(*b));
-	snprintf(b->dir, sizeof(b->dir), "/tmp/cicada-test-XXXXXX");
-	if (!mkdtemp(b->dir))
-		return -1;
-	snprintf(b->conf, sizeof(b->conf), "%s/cicada.conf", b->dir);
-	snprintf(b->log, sizeof(b->log), "%s/cicada.log", b->dir);
-	b->port = free_port();
-	if (b->port < 0)
-		return -1;
-	snprintf(b->uri, sizeof(b->uri), "tcp://127.0.0.1:%d", b->port);
-	f = fopen(b->conf, "w");
-	if (!f)
-		return -1;
-	fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n"
-		   "persistence false\nlog_type all\n%s\n",
-		b->port, extra_config ? extra_config : "");
-	fclose(f);
-
 	b->pid = fork();
-	if (b->pid < 0)
+	if (b->pid < 0) {
+		b->pid = 0;
 		return -1;
+	}
 	if (b->pid == 0) {
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int fd = open(b->log, O_WRONLY | O_CREAT | log_flag, 0644);
 
 		if (fd >= 0) {
 			dup2(fd, STDERR_FILENO);
@@ -121,10 +109,34 @@ int broker_start(struct broker_proc *b, const char *extra_config)
 			b->pid = 0;
 			return -1;
 		}
-		usleep(10000);
+		usleep(5000);
 	}
-	broker_stop(b);
+	broker_kill(b);
 	return -1;
+}
+
+int broker_start(struct broker_proc *b, const char *extra_config)
+{
+	FILE *f;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(b->dir, sizeof(b->dir), "/tmp/cicada-test-XXXXXX");
+	if (!mkdtemp(b->dir))
+		return -1;
+	snprintf(b->conf, sizeof(b->conf), "%s/cicada.conf", b->dir);
+	snprintf(b->log, sizeof(b->log), "%s/cicada.log", b->dir);
+	b->port = free_port();
+	if (b->port < 0)
+		return -1;
+	snprintf(b->uri, sizeof(b->uri), "tcp://127.0.0.1:%d", b->port);
+	f = fopen(b->conf, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n"
+		   "persistence false\nlog_type all\n%s\n",
+		b->port, extra_config ? extra_config : "");
+	fclose(f);
+	return spawn(b, O_TRUNC);
 }
 
 void broker_start_checked(struct broker_proc *b, const char *extra_config)
@@ -626,43 +638,9 @@ void broker_remove_files(const struct broker_proc *b)
 
 int broker_restart(struct broker_proc *b)
 {
-	long deadline;
-
 	if (b->pid > 0 || !b->conf[0] || b->port <= 0)
 		return -1;
-	b->pid = fork();
-	if (b->pid < 0) {
-		b->pid = 0;
-		return -1;
-	}
-	if (b->pid == 0) {
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, STDERR_FILENO);
-			dup2(fd, STDOUT_FILENO);
-		}
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(cicada_bin(), "cicada", "-c", b->conf, (char *)NULL);
-		_exit(127);
-	}
-	deadline = now_ms() + 10000;
-	while (now_ms() < deadline) {
-		int fd = raw_connect(b);
-		int status;
-
-		if (fd >= 0) {
-			close(fd);
-			return 0;
-		}
-		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
-			b->pid = 0;
-			return -1;
-		}
-		usleep(5000);
-	}
-	broker_kill(b);
-	return -1;
+	return spawn(b, O_APPEND);
 }
 
 int broker_kill(struct broker_proc *b)
