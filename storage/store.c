@@ -505,50 +505,50 @@ int store_delivery_put(struct store *st, const struct store_delivery *d)
 	return op_submit(st, op);
 }
 
-int store_delivery_update(struct store *st, uint64_t delivery_id,
-			  uint16_t packet_id, uint8_t state)
+/* An op with no bytes of its own, or NULL (out of memory, or failed). */
+static struct op *op_fixed(const struct store *st, enum op_kind kind)
 {
 	static const size_t len[3];
 	static const void *const src[3];
-	struct op *op;
 
-	if (store_failed(st))
-		return -EIO;
-	op = op_new(OP_DELIVERY_UPDATE, len, src);
+	return store_failed(st) ? NULL : op_new(kind, len, src);
+}
+
+/* op_submit() of an op_fixed(): -EIO rather than -ENOMEM once failed. */
+static int fixed_submit(struct store *st, struct op *op)
+{
+	return !op && store_failed(st) ? -EIO : op_submit(st, op);
+}
+
+int store_delivery_update(struct store *st, uint64_t delivery_id,
+			  uint16_t packet_id, uint8_t state)
+{
+	struct op *op = op_fixed(st, OP_DELIVERY_UPDATE);
+
 	if (op) {
 		op->u.delivery.id = delivery_id;
 		op->u.delivery.packet_id = packet_id;
 		op->u.delivery.state = state;
 	}
-	return op_submit(st, op);
+	return fixed_submit(st, op);
 }
 
 int store_delivery_del(struct store *st, uint64_t delivery_id)
 {
-	static const size_t len[3];
-	static const void *const src[3];
-	struct op *op;
+	struct op *op = op_fixed(st, OP_DELIVERY_DEL);
 
-	if (store_failed(st))
-		return -EIO;
-	op = op_new(OP_DELIVERY_DEL, len, src);
 	if (op)
 		op->u.delivery.id = delivery_id;
-	return op_submit(st, op);
+	return fixed_submit(st, op);
 }
 
 int store_retain_put(struct store *st, uint64_t msg_id)
 {
-	static const size_t len[3];
-	static const void *const src[3];
-	struct op *op;
+	struct op *op = op_fixed(st, OP_RETAIN_PUT);
 
-	if (store_failed(st))
-		return -EIO;
-	op = op_new(OP_RETAIN_PUT, len, src);
 	if (op)
 		op->u.retain_msg_id = msg_id;
-	return op_submit(st, op);
+	return fixed_submit(st, op);
 }
 
 int store_retain_del(struct store *st, const char *topic, size_t len)
