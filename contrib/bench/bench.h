@@ -82,7 +82,11 @@ struct opts {
 	long pid;            /* broker pid for RSS, 0: none */
 	const char *prefix;  /* topic prefix; default cicada-bench/RUNID */
 	bool quiet;          /* no per-second lines */
+	bool durable;        /* subscribers keep sessions the broker persists */
 };
+
+/* Durable sessions are removed at the end within this many seconds. */
+#define CLEANUP_SECONDS 10.0
 
 /* Latency histogram: log-linear, 2^(HIST_SUB_BITS-1) buckets per octave. */
 #define HIST_SUB_BITS 7
@@ -149,6 +153,23 @@ enum role {
 	ROLE_IDLE,
 };
 
+/*
+ * --durable: a subscriber's session is removed at the end.  Its connection
+ * sends DISCONNECT (MQTT 5: Session Expiry Interval 0) and waits for the
+ * broker to close; then a new connection with the same client id sends
+ * CONNECT (3.1.1: clean session 1; 5.0: clean start 0, no expiry, which
+ * also tells whether the session outlived that DISCONNECT) and DISCONNECT.
+ */
+enum cleanup_stage {
+	CU_NONE,
+	CU_CLOSING,    /* DISCONNECT sent, waiting for the broker's close */
+	CU_WAIT,       /* to reconnect */
+	CU_CONNECTING, /* clean CONNECT sent, waiting for CONNACK */
+	CU_FINAL,      /* DISCONNECT sent on it, waiting for the close */
+	CU_DONE,
+	CU_FAILED,
+};
+
 enum conn_state {
 	CS_NEW,
 	CS_CONNECTING,  /* CONNECT sent, waiting for CONNACK */
@@ -171,6 +192,9 @@ struct conn {
 	uint8_t state;
 	bool dirty;
 	bool writing;            /* wio started */
+	bool shut_wr;            /* shut the write side once out is written */
+	uint8_t cleanup;         /* enum cleanup_stage */
+	struct conn *next_cleanup; /* worker's queue of CU_WAIT */
 	struct pub *pub;
 	struct sub *sub;
 };
@@ -194,6 +218,7 @@ struct pub {
 	uint16_t pid_space;    /* packet ids 1..pid_space */
 	uint16_t next_pid;
 	uint8_t *pid_state;    /* [pid_space + 1] */
+	uint64_t *pid_ts;      /* [pid_space + 1]: send time, for ack latency */
 	bool blocked;          /* paused on the backlog */
 	uint64_t blocked_progress; /* progress when last seen blocked */
 	unsigned blocked_ticks;
@@ -247,7 +272,15 @@ struct worker {
 	uint8_t ack_pid_off;
 	uint8_t ping[2];
 	uint8_t disconnect[2];
+	uint8_t disconnect_durable[16]; /* 5.0: Session Expiry Interval 0 */
+	uint8_t disconnect_durable_len;
+	ev_timer cleanup_timer;
+	uint32_t cleanup_pending;  /* subscriber sessions not yet removed */
+	uint32_t cleanup_opening;  /* clean reconnects awaiting CONNACK */
+	struct conn *cleanup_queue; /* CU_WAIT, to reconnect */
+	bool in_cleanup_more;
 	struct hist hist;
+	struct hist ack_hist;      /* publish to PUBACK / PUBCOMP, ns */
 	_Alignas(CACHELINE) _Atomic uint64_t delivered;
 };
 
@@ -279,6 +312,10 @@ struct run {
 	_Atomic uint64_t first_connack_ns;
 	_Atomic uint64_t last_ready_ns;
 	_Atomic uint32_t logged;  /* error lines printed (rate limit) */
+	_Atomic uint32_t resumed; /* --durable: session present at setup */
+	_Atomic uint32_t cleaned; /* --durable: sessions removed at the end */
+	_Atomic uint32_t cleanup_failed;
+	_Atomic uint32_t cleanup_present; /* 5.0: outlived DISCONNECT */
 };
 
 /* bench_conn.c */

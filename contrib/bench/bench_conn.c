@@ -13,6 +13,10 @@
  * being copied aside.  A PUBLISH header is encoded once per publisher and
  * acks once per worker, then patched with the packet id: nothing is
  * allocated or encoded from scratch per message.
+ *
+ * With --durable the subscribers' sessions outlive their connections, and
+ * at the end each is removed (see enum cleanup_stage) before the worker
+ * leaves, within CLEANUP_SECONDS.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -155,6 +159,7 @@ static void conn_ack(struct conn *c, int kind, uint16_t packet_id)
 
 static void worker_open_more(struct worker *w);
 static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents);
+static void cleanup_lost(struct conn *c, const char *why);
 
 static void conn_close(struct conn *c)
 {
@@ -163,6 +168,7 @@ static void conn_close(struct conn *c)
 	ev_io_stop(loop, &c->rio);
 	ev_io_stop(loop, &c->wio);
 	c->writing = false;
+	c->shut_wr = false;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -184,6 +190,10 @@ static void conn_lost(struct conn *c, const char *why)
 	if (state == CS_CLOSED)
 		return;
 	conn_close(c);
+	if (c->cleanup != CU_NONE) {
+		cleanup_lost(c, why);
+		return;
+	}
 	if (atomic_load(&run->phase) == PH_STOP)
 		return;
 	run_error(run, c, "%s", why);
@@ -241,6 +251,11 @@ static void conn_flush(struct conn *c)
 		ev_io_stop(c->w->loop, &c->wio);
 		c->writing = false;
 	}
+	if (c->shut_wr) {
+		/* DISCONNECT is out: the broker closes, we read until then. */
+		c->shut_wr = false;
+		shutdown(c->fd, SHUT_WR);
+	}
 }
 
 static void conn_write_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -279,7 +294,12 @@ static void conn_client_id(const struct conn *c, char *buf, size_t len)
 	snprintf(buf, len, "cb%s-%c%u", run->runid, role, idx);
 }
 
-static void conn_open(struct conn *c)
+/*
+ * Connect c and queue its CONNECT with clean session (clean start) clean
+ * and, in 5.0, Session Expiry Interval expiry unless 0.  Returns NULL, or
+ * why it failed (c is then left for conn_lost()).
+ */
+static const char *conn_connect(struct conn *c, bool clean, uint32_t expiry)
 {
 	struct worker *w = c->w;
 	struct run *run = w->run;
@@ -288,16 +308,13 @@ static void conn_open(struct conn *c)
 	char client_id[32];
 	int one = 1, fd;
 
-	w->opening++;
 	c->state = CS_CONNECTING;
 	fd = socket(run->dst.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	ev_io_init(&c->rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, conn_write_cb, fd, EV_WRITE);
-	if (fd < 0) {
-		conn_lost(c, strerror(errno));
-		return;
-	}
+	if (fd < 0)
+		return strerror(errno);
 	c->fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (run->nsrc) {
@@ -307,32 +324,42 @@ static void conn_open(struct conn *c)
 		 * so each source address has its own ephemeral range. */
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
 			   sizeof(one));
-		if (bind(fd, (const struct sockaddr *)src, sizeof(*src)) < 0) {
-			conn_lost(c, strerror(errno));
-			return;
-		}
+		if (bind(fd, (const struct sockaddr *)src, sizeof(*src)) < 0)
+			return strerror(errno);
 	}
 	if (connect(fd, (const struct sockaddr *)&run->dst, run->dst_len) < 0 &&
-	    errno != EINPROGRESS) {
-		conn_lost(c, strerror(errno));
-		return;
-	}
+	    errno != EINPROGRESS)
+		return strerror(errno);
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNECT;
 	cn->protocol_level = run->o.version;
-	cn->clean_start = true;
+	cn->clean_start = clean;
 	cn->keep_alive = run->o.keepalive;
+	if (expiry && run->o.version == MQTT_V5) {
+		cn->props.session_expiry_interval = expiry;
+		mqtt_props_set(&cn->props, MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+	}
 	conn_client_id(c, client_id, sizeof(client_id));
 	cn->client_id.data = (const uint8_t *)client_id;
 	cn->client_id.len = strlen(client_id);
-	if (conn_send_packet(c, &pkt) < 0) {
-		conn_lost(c, "cannot encode CONNECT");
-		return;
-	}
+	if (conn_send_packet(c, &pkt) < 0)
+		return "cannot encode CONNECT";
 	ev_io_start(w->loop, &c->rio);
 	/* Writable once connected: the CONNECT goes out then. */
 	ev_io_start(w->loop, &c->wio);
 	c->writing = true;
+	return NULL;
+}
+
+static void conn_open(struct conn *c)
+{
+	bool durable = c->w->run->o.durable && c->role == ROLE_SUB;
+	const char *why;
+
+	c->w->opening++;
+	why = conn_connect(c, !durable, durable ? 3600 : 0);
+	if (why)
+		conn_lost(c, why);
 }
 
 /* Open connections up to the concurrency limit; a connection that fails
@@ -379,7 +406,8 @@ int pub_prepare(struct run *run, struct pub *p)
 		p->pid_space = (uint16_t)space;
 		p->next_pid = 1;
 		p->pid_state = calloc(space + 1u, 1);
-		if (!p->pid_state)
+		p->pid_ts = calloc(space + 1u, sizeof(*p->pid_ts));
+		if (!p->pid_state || !p->pid_ts)
 			return MQTT_E_NO_SPACE;
 	}
 	p->window = run->o.window;
@@ -486,9 +514,12 @@ static void pub_fill(struct pub *p, uint64_t max)
 		uint8_t *pl = dst + p->hdr_len;
 
 		memcpy(dst, p->hdr, p->hdr_len);
-		if (run->o.qos)
-			mqtt_publish_set_packet_id(dst, p->pid_off,
-						   pub_take_pid(p));
+		if (run->o.qos) {
+			uint16_t pid = pub_take_pid(p);
+
+			p->pid_ts[pid] = now;
+			mqtt_publish_set_packet_id(dst, p->pid_off, pid);
+		}
 		memcpy(pl + PAYLOAD_TS_OFF, &now, 8);
 		memcpy(pl + PAYLOAD_PUB_OFF, &p->id, 4);
 		memcpy(pl + PAYLOAD_SEQ_OFF, &p->seq, 8);
@@ -506,7 +537,8 @@ static void pub_fill(struct pub *p, uint64_t max)
 		conn_flush(c);
 }
 
-static int pub_on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
+static int pub_on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a,
+		      uint64_t now)
 {
 	struct pub *p = c->pub;
 	struct run *run = c->w->run;
@@ -547,6 +579,8 @@ static int pub_on_ack(struct conn *c, uint8_t type, const struct mqtt_ack *a)
 	p->pid_state[pid] = PID_FREE;
 	p->inflight--;
 	p->done++;
+	if (c->w->measuring && now >= p->pid_ts[pid])
+		hist_add(&c->w->ack_hist, now - p->pid_ts[pid]);
 	atomic_store_explicit(&p->sh->done, p->done, memory_order_relaxed);
 	return 0;
 }
@@ -642,6 +676,10 @@ static void conn_on_connack(struct conn *c, const struct mqtt_connack *ca)
 		    pr->receive_maximum < c->pub->window)
 			c->pub->window = pr->receive_maximum;
 	}
+	/* A new client id: a session from an earlier run would bring its
+	 * messages along (they show as unexpected). */
+	if (c->role == ROLE_SUB && ca->session_present)
+		atomic_fetch_add(&run->resumed, 1);
 	if (c->role != ROLE_SUB) {
 		conn_ready(c);
 		return;
@@ -685,9 +723,15 @@ static void conn_on_suback(struct conn *c, const struct mqtt_suback *sa)
 	conn_ready(c);
 }
 
+static void cleanup_on_packet(struct conn *c, const struct mqtt_packet *pkt);
+
 static void conn_on_packet(struct conn *c, const struct mqtt_packet *pkt,
 			   uint64_t now)
 {
+	if (c->cleanup != CU_NONE) {
+		cleanup_on_packet(c, pkt);
+		return;
+	}
 	switch (pkt->type) {
 	case MQTT_CONNACK:
 		conn_on_connack(c, &pkt->u.connack);
@@ -705,7 +749,7 @@ static void conn_on_packet(struct conn *c, const struct mqtt_packet *pkt,
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
 	case MQTT_PUBCOMP:
-		pub_on_ack(c, pkt->type, &pkt->u.ack);
+		pub_on_ack(c, pkt->type, &pkt->u.ack, now);
 		break;
 	case MQTT_PUBREL:
 		if (c->role != ROLE_SUB || c->w->run->o.qos != 2) {
@@ -764,6 +808,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->cleanup == CU_CLOSING || c->cleanup == CU_FINAL)
+		have = 0; /* what comes now is only read to see the close */
 	if (w->rbuf_cap < have + READ_CHUNK) {
 		w->rbuf_cap = have + READ_CHUNK;
 		w->rbuf = xrealloc(w->rbuf, w->rbuf_cap);
@@ -781,6 +827,8 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	c->in.len = 0;
+	if (c->cleanup == CU_CLOSING || c->cleanup == CU_FINAL)
+		return;
 	w->measuring = atomic_load_explicit(&w->run->phase,
 					    memory_order_relaxed) == PH_MEASURE;
 	used = conn_process(c, w->rbuf, have + (size_t)n, mono_ns());
@@ -799,6 +847,144 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 		conn_flush(c);
 }
 
+/* ------------------------------------------------- durable clean-up */
+
+static void cleanup_finish(struct conn *c, uint8_t stage)
+{
+	struct worker *w = c->w;
+
+	c->cleanup = stage;
+	atomic_fetch_add(stage == CU_DONE ? &w->run->cleaned :
+			 &w->run->cleanup_failed, 1);
+	if (w->cleanup_pending && --w->cleanup_pending == 0) {
+		ev_timer_stop(w->loop, &w->cleanup_timer);
+		ev_break(w->loop, EVBREAK_ALL);
+	}
+}
+
+/* DISCONNECT, then wait for the broker to close the connection. */
+static void cleanup_disconnect(struct conn *c, uint8_t stage, bool expiry0)
+{
+	struct worker *w = c->w;
+	const uint8_t *pkt = expiry0 ? w->disconnect_durable : w->disconnect;
+	size_t len = expiry0 ? w->disconnect_durable_len :
+		     sizeof(w->disconnect);
+
+	memcpy(conn_append(c, len), pkt, len);
+	c->cleanup = stage;
+	c->shut_wr = true;
+	if (!c->writing)
+		conn_flush(c);
+}
+
+static void cleanup_enqueue(struct conn *c)
+{
+	struct worker *w = c->w;
+
+	c->cleanup = CU_WAIT;
+	c->next_cleanup = w->cleanup_queue;
+	w->cleanup_queue = c;
+}
+
+/* Reconnect the sessions waiting for it, up to --concurrency at once:
+ * 3.1.1 with clean session 1, 5.0 with clean start 0 and no expiry. */
+static void cleanup_more(struct worker *w)
+{
+	struct run *run = w->run;
+
+	if (w->in_cleanup_more)
+		return;
+	w->in_cleanup_more = true;
+	while (w->cleanup_queue && w->cleanup_opening < run->o.concurrency) {
+		struct conn *c = w->cleanup_queue;
+		const char *why;
+
+		w->cleanup_queue = c->next_cleanup;
+		c->next_cleanup = NULL;
+		c->cleanup = CU_CONNECTING;
+		w->cleanup_opening++;
+		why = conn_connect(c, run->o.version != MQTT_V5, 0);
+		if (why)
+			conn_lost(c, why);
+	}
+	w->in_cleanup_more = false;
+}
+
+/* A clean-up connection is closed (c is already). */
+static void cleanup_lost(struct conn *c, const char *why)
+{
+	struct worker *w = c->w;
+
+	switch (c->cleanup) {
+	case CU_CLOSING:
+		cleanup_enqueue(c);
+		cleanup_more(w);
+		break;
+	case CU_CONNECTING:
+		w->cleanup_opening--;
+		run_error(w->run, c, "session clean-up: %s", why);
+		cleanup_finish(c, CU_FAILED);
+		cleanup_more(w);
+		break;
+	case CU_FINAL:
+		cleanup_finish(c, CU_DONE);
+		break;
+	default:
+		break;
+	}
+}
+
+static void cleanup_on_packet(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct worker *w = c->w;
+	struct run *run = w->run;
+	const struct mqtt_connack *ca = &pkt->u.connack;
+	char why[64];
+
+	/* A 5.0 session that is still there resends its messages: they are
+	 * dropped with it. */
+	if (c->cleanup != CU_CONNECTING || pkt->type != MQTT_CONNACK)
+		return;
+	if (ca->reason) {
+		snprintf(why, sizeof(why), "CONNACK refused: 0x%02x",
+			 ca->reason);
+		conn_lost(c, why);
+		return;
+	}
+	w->cleanup_opening--;
+	if (run->o.version == MQTT_V5 && ca->session_present)
+		atomic_fetch_add(&run->cleanup_present, 1);
+	c->state = CS_READY;
+	cleanup_disconnect(c, CU_FINAL, false);
+	cleanup_more(w);
+}
+
+static void worker_cleanup_timeout_cb(struct ev_loop *loop, ev_timer *t,
+				      int revents)
+{
+	struct worker *w = container_of(t, struct worker, cleanup_timer);
+	uint32_t left = 0;
+
+	(void)revents;
+	for (uint32_t i = 0; i < w->nconns; i++) {
+		struct conn *c = w->conns[i];
+
+		if (c->cleanup == CU_NONE || c->cleanup == CU_DONE ||
+		    c->cleanup == CU_FAILED)
+			continue;
+		c->cleanup = CU_FAILED;
+		conn_close(c);
+		left++;
+	}
+	atomic_fetch_add(&w->run->cleanup_failed, left);
+	run_error(w->run, NULL, "session clean-up timed out after %.0f s: "
+		  "%u sessions may remain in the broker", CLEANUP_SECONDS,
+		  left);
+	w->cleanup_pending = 0;
+	w->cleanup_queue = NULL;
+	ev_break(loop, EVBREAK_ALL);
+}
+
 /* -------------------------------------------------------------- workers */
 
 static void worker_flush(struct worker *w)
@@ -814,11 +1000,53 @@ static void worker_flush(struct worker *w)
 	}
 }
 
+/* Keep on the flush list only the connections still open. */
+static void worker_prune_dirty(struct worker *w)
+{
+	struct conn *c = w->dirty, *next;
+
+	w->dirty = NULL;
+	for (; c; c = next) {
+		next = c->next_dirty;
+		c->dirty = false;
+		if (c->state != CS_CLOSED)
+			conn_mark_dirty(c);
+	}
+}
+
+/* Whether c's session is to be removed at the end (--durable). */
+static bool conn_needs_cleanup(const struct conn *c)
+{
+	return c->w->run->o.durable && c->role == ROLE_SUB &&
+	       c->state != CS_NEW;
+}
+
+/*
+ * Close every connection; with --durable, start removing the subscribers'
+ * sessions, which the loop carries on with.
+ */
 static void worker_disconnect_all(struct worker *w)
 {
+	bool v5 = w->run->o.version == MQTT_V5;
+
+	worker_prune_dirty(w);
+	for (uint32_t i = 0; i < w->nconns; i++)
+		if (conn_needs_cleanup(w->conns[i]))
+			w->cleanup_pending++;
 	for (uint32_t i = 0; i < w->nconns; i++) {
 		struct conn *c = w->conns[i];
 
+		if (conn_needs_cleanup(c)) {
+			if (c->state == CS_READY ||
+			    c->state == CS_SUBSCRIBING) {
+				cleanup_disconnect(c, CU_CLOSING, v5);
+			} else {
+				/* Closed, or CONNECT sent: reconnect. */
+				conn_close(c);
+				cleanup_enqueue(c);
+			}
+			continue;
+		}
 		if (c->state == CS_NEW || c->state == CS_CLOSED)
 			continue;
 		if (c->state != CS_CONNECTING) {
@@ -833,7 +1061,8 @@ static void worker_disconnect_all(struct worker *w)
 				    MSG_NOSIGNAL | MSG_DONTWAIT);
 		conn_close(c);
 	}
-	w->dirty = NULL;
+	worker_prune_dirty(w);
+	cleanup_more(w);
 }
 
 /* Act on each phase the run entered since this worker last looked. */
@@ -858,7 +1087,10 @@ static void worker_enter_phases(struct worker *w, int phase)
 		case PH_STOP:
 			ev_timer_stop(w->loop, &w->pace);
 			worker_disconnect_all(w);
-			ev_break(w->loop, EVBREAK_ALL);
+			if (w->cleanup_pending)
+				ev_timer_start(w->loop, &w->cleanup_timer);
+			else
+				ev_break(w->loop, EVBREAK_ALL);
 			break;
 		default:
 			break;
@@ -882,8 +1114,10 @@ static void worker_prepare_cb(struct ev_loop *loop, ev_prepare *pw,
 	(void)revents;
 	if (phase != w->phase)
 		worker_enter_phases(w, phase);
-	if (phase == PH_STOP)
+	if (phase == PH_STOP) {
+		worker_flush(w); /* session clean-up */
 		return;
+	}
 	if (phase_publishes(phase) && run->o.rate <= 0)
 		for (uint32_t i = 0; i < w->npubs; i++)
 			pub_fill(w->pubs[i], UINT64_MAX);
@@ -960,7 +1194,7 @@ static void worker_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		struct conn *c = w->conns[i];
 
 		if (c->state == CS_NEW || c->state == CS_CLOSED ||
-		    now - c->last_tx < idle)
+		    c->cleanup != CU_NONE || now - c->last_tx < idle)
 			continue;
 		memcpy(conn_append(c, sizeof(w->ping)), w->ping,
 		       sizeof(w->ping));
@@ -1004,6 +1238,16 @@ static int worker_templates(struct worker *w, uint8_t version)
 	if (mqtt_encode(&pkt, version, w->disconnect,
 			sizeof(w->disconnect)) != 2)
 		return -1;
+	if (version == MQTT_V5) {
+		pkt.u.disconnect.props.session_expiry_interval = 0;
+		mqtt_props_set(&pkt.u.disconnect.props,
+			       MQTT_PROP_SESSION_EXPIRY_INTERVAL);
+		rc = mqtt_encode(&pkt, version, w->disconnect_durable,
+				 sizeof(w->disconnect_durable));
+		if (rc <= 0)
+			return -1;
+		w->disconnect_durable_len = (uint8_t)rc;
+	}
 	return 0;
 }
 
@@ -1024,6 +1268,8 @@ int worker_init(struct worker *w, struct run *run, uint32_t idx)
 	ev_timer_init(&w->tick, worker_tick_cb, TICK_SECONDS, TICK_SECONDS);
 	ev_timer_start(w->loop, &w->tick);
 	ev_timer_init(&w->pace, worker_pace_cb, PACE_SECONDS, PACE_SECONDS);
+	ev_timer_init(&w->cleanup_timer, worker_cleanup_timeout_cb,
+		      CLEANUP_SECONDS, 0.);
 	for (uint32_t i = 0; i < w->nconns; i++) {
 		w->conns[i]->w = w;
 		w->conns[i]->fd = -1;

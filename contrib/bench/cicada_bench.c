@@ -95,6 +95,10 @@ static void usage(FILE *f)
 	      "      --pid PID          broker pid: report its RSS (conns)\n"
 	      "      --topic-prefix P   topic prefix (default\n"
 	      "                         cicada-bench/RUNID)\n"
+	      "      --durable          subscribers keep sessions the broker\n"
+	      "                         must persist (3.1.1 clean session 0;\n"
+	      "                         5.0 clean start 0, session expiry\n"
+	      "                         3600), removed again at the end\n"
 	      "      --quiet            no per-second lines\n"
 	      "  -h, --help             print this help, then exit\n"
 	      "\n"
@@ -172,6 +176,7 @@ static const struct option long_opts[] = {
 	{ "pid", required_argument, NULL, 'I' },
 	{ "topic-prefix", required_argument, NULL, 'x' },
 	{ "quiet", no_argument, NULL, 'Q' },
+	{ "durable", no_argument, NULL, 'U' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -302,6 +307,9 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		case 'Q':
 			o->quiet = true;
 			break;
+		case 'U':
+			o->durable = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -363,6 +371,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
 			o->n = 1000;
 		if (!o->sources_set)
 			o->sources = 4;
+		if (o->durable) {
+			fprintf(stderr, "cicada-bench: --durable: conns has "
+				"no subscribers\n");
+			return -1;
+		}
 		break;
 	}
 	if (o->prefix && (strlen(o->prefix) > 48 || !*o->prefix ||
@@ -642,8 +655,10 @@ static void run_free(struct run *run)
 		free(run->conns[i].out.data);
 		free(run->conns[i].in.data);
 	}
-	for (uint32_t i = 0; run->pubs && i < run->npubs; i++)
+	for (uint32_t i = 0; run->pubs && i < run->npubs; i++) {
 		free(run->pubs[i].pid_state);
+		free(run->pubs[i].pid_ts);
+	}
 	free(run->workers);
 	free(run->conns);
 	free(run->pubs);
@@ -945,6 +960,11 @@ static void print_header(const struct run *run)
 	if (o->rate > 0)
 		printf("rate %.0f msg/s, ", o->rate);
 	printf("warm-up %.1f s, measure %.1f s\n", o->warmup, o->duration);
+	if (o->durable)
+		printf("  durable: subscribers %s, client ids cb%s-sN, "
+		       "sessions removed at the end\n", o->version == MQTT_V5 ?
+		       "clean start 0, session expiry 3600 s" :
+		       "clean session 0", run->runid);
 	fflush(stdout);
 }
 
@@ -1020,7 +1040,7 @@ static void report_track(struct run *run, uint32_t sub, const struct pub *p,
 static int report_messages(struct run *run, const struct control *ctl)
 {
 	const struct opts *o = &run->o;
-	struct hist *h = calloc(1, sizeof(*h));
+	struct hist *h = calloc(2, sizeof(*h)), *ah = h + 1;
 	uint64_t sent = 0, expected = 0, received = 0, lost = 0, dup = 0;
 	uint64_t reorder = 0, unexpected = 0, unacked = 0, written_off = 0;
 	uint64_t errors = atomic_load(&run->errors);
@@ -1029,7 +1049,11 @@ static int report_messages(struct run *run, const struct control *ctl)
 		      (double)(ctl->t_measure1 - ctl->t_measure0) / NS : 0;
 	double mps = secs > 0 ? (double)(ctl->deliv1 - ctl->deliv0) / secs : 0;
 	double pps = secs > 0 ? (double)(ctl->done1 - ctl->done0) / secs : 0;
-	double p50, p90, p99, p999, pmax;
+	double p50, p90, p99, p999, pmax, a50, a99, a999, amax;
+	uint32_t resumed = atomic_load(&run->resumed);
+	uint32_t cleaned = atomic_load(&run->cleaned);
+	uint32_t cleanup_failed = atomic_load(&run->cleanup_failed);
+	uint32_t cleanup_present = atomic_load(&run->cleanup_present);
 	bool ok;
 
 	if (!h) {
@@ -1038,6 +1062,7 @@ static int report_messages(struct run *run, const struct control *ctl)
 	}
 	for (uint32_t t = 0; t < o->threads; t++) {
 		hist_merge(h, &run->workers[t].hist);
+		hist_merge(ah, &run->workers[t].ack_hist);
 		received += run->workers[t].ndelivered;
 	}
 	for (uint32_t i = 0; i < run->npubs; i++) {
@@ -1071,6 +1096,10 @@ static int report_messages(struct run *run, const struct control *ctl)
 	p99 = (double)hist_quantile(h, 0.99) / 1e3;
 	p999 = (double)hist_quantile(h, 0.999) / 1e3;
 	pmax = (double)h->max / 1e3;
+	a50 = (double)hist_quantile(ah, 0.50) / 1e3;
+	a99 = (double)hist_quantile(ah, 0.99) / 1e3;
+	a999 = (double)hist_quantile(ah, 0.999) / 1e3;
+	amax = (double)ah->max / 1e3;
 	ok = !ctl->abort && !(o->qos && (lost || unacked)) && !dup &&
 	     !reorder && !unexpected && !errors && !closed && !ctl->stalls;
 
@@ -1081,6 +1110,11 @@ static int report_messages(struct run *run, const struct control *ctl)
 	printf("  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  "
 	       "max %.1f  (%llu samples)\n", p50, p90, p99, p999, pmax,
 	       (unsigned long long)h->count);
+	if (o->qos)
+		printf("  %s latency us: p50 %.1f  p99 %.1f  p99.9 %.1f  "
+		       "max %.1f  (%llu samples)\n",
+		       o->qos == 1 ? "publish->PUBACK" : "publish->PUBCOMP",
+		       a50, a99, a999, amax, (unsigned long long)ah->count);
 	printf("  drain: %.2f s, %s\n", ctl->drain_secs,
 	       ctl->drained ? "everything in flight arrived" :
 	       "gave up waiting");
@@ -1097,6 +1131,16 @@ static int report_messages(struct run *run, const struct control *ctl)
 		printf("  QoS 0: publishers gave up waiting for %llu "
 		       "deliveries the broker dropped\n",
 		       (unsigned long long)written_off);
+	if (o->durable)
+		printf("  durable: %u of %u subscriber sessions removed at the "
+		       "end%s%s\n", cleaned, run->nsubs,
+		       cleanup_failed ? " (some failed: they may remain in "
+		       "the broker)" : "",
+		       cleanup_present ? " (some 5.0 sessions outlived "
+		       "DISCONNECT with Session Expiry Interval 0)" : "");
+	if (resumed)
+		printf("  %u subscribers found a session present at setup\n",
+		       resumed);
 	if (ctl->abort)
 		printf("  stopped early: %s\n", ctl->abort);
 	printf("RESULT scenario=%s qos=%u version=%u conns=%u size=%u "
@@ -1115,8 +1159,15 @@ static int report_messages(struct run *run, const struct control *ctl)
 	       closed, ctl->stalls);
 	if (o->rate > 0)
 		printf(" rate=%.0f", o->rate);
-	printf(" p90_us=%.1f p999_us=%.1f max_us=%.1f status=%s\n", p90, p999,
-	       pmax, ok ? "ok" : "fail");
+	printf(" p90_us=%.1f p999_us=%.1f max_us=%.1f", p90, p999, pmax);
+	if (o->qos)
+		printf(" ack_p50_us=%.1f ack_p99_us=%.1f ack_p999_us=%.1f "
+		       "ack_max_us=%.1f", a50, a99, a999, amax);
+	if (o->durable)
+		printf(" durable=1 cleaned=%u cleanup_failed=%u "
+		       "cleanup_present=%u", cleaned, cleanup_failed,
+		       cleanup_present);
+	printf(" status=%s\n", ok ? "ok" : "fail");
 	free(h);
 	if (ctl->abort && !ctl->t_measure1)
 		return EXIT_RUN;

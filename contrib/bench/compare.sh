@@ -9,7 +9,21 @@
 #
 #   contrib/bench/compare.sh [--runs N] [--duration SECS] [--warmup SECS]
 #       [--scenarios "LIST"] [--shards N] [--mosquitto-inflight0]
-#       [--keep DIR]
+#       [--durable] [--keep DIR]
+#
+# --durable runs the persistence comparison instead: three brokers per
+# scenario, in rotating order, each fresh with an empty database in the
+# temporary directory (deleted after each run): cicada with
+# "persistence true", "durability strict" (a QoS 1/2 message for a
+# persistent session is acknowledged after its commit), cicada with
+# "persistence false" (in memory), and mosquitto with "persistence true"
+# and its default autosave_interval (1800 s: it writes its state that
+# seldom and at exit, so it persists far less than strict does).  The
+# bench runs with --durable (persistent subscriber sessions, removed at
+# the end); the default scenarios are then
+#   "fanin:qos=1:pubs=8:subs=1:window=100 latency:qos=1:rate=10000"
+# and the table adds the publish->PUBACK p99 and the ratios of cicada
+# strict to cicada in memory and to mosquitto.
 #
 # LIST is space-separated SCENARIO[:key=value]..., for example
 #   "pairs:qos=0:n=50 fanout:qos=0:n=1000 fanin:qos=1:pubs=8:window=100"
@@ -36,11 +50,15 @@ duration=10
 warmup=
 shards=
 mosq_inflight0=
+durable=
+scenarios_set=
 keep=
 scenarios="pairs:qos=0:n=50 fanout:qos=0:n=1000 fanin:qos=0:pubs=8:subs=1
 fanin:qos=1:pubs=8:subs=1:window=100 fanin:qos=2:pubs=8:subs=1:window=100
 fanin:qos=2:pubs=8:subs=1:window=100:mosq_inflight=0
 latency:qos=0:rate=10000 latency:qos=1:rate=10000 conns:n=19000"
+durable_scenarios="fanin:qos=1:pubs=8:subs=1:window=100
+latency:qos=1:rate=10000"
 
 usage() {
 	sed -n '2,/^$/s/^# \{0,1\}//p' "$0"
@@ -57,9 +75,10 @@ while [ $# -gt 0 ]; do
 	--runs) runs=${2:?}; shift 2 ;;
 	--duration) duration=${2:?}; shift 2 ;;
 	--warmup) warmup=${2:?}; shift 2 ;;
-	--scenarios) scenarios=${2:?}; shift 2 ;;
+	--scenarios) scenarios=${2:?}; scenarios_set=1; shift 2 ;;
 	--shards) shards=${2:?}; shift 2 ;;
 	--mosquitto-inflight0) mosq_inflight0=1; shift ;;
+	--durable) durable=1; shift ;;
 	--keep) keep=${2:?}; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option '$1'" 2 ;;
@@ -67,6 +86,12 @@ while [ $# -gt 0 ]; do
 done
 case $runs in ''|*[!0-9]*|0) die "--runs: a positive number" 2 ;; esac
 case $duration in ''|*[!0-9.]*) die "--duration: seconds" 2 ;; esac
+if [ -n "$durable" ]; then
+	brokers="cicada_strict cicada_mem mosquitto_persist"
+	[ -n "$scenarios_set" ] || scenarios=$durable_scenarios
+else
+	brokers="cicada mosquitto"
+fi
 
 [ -x "$MOSQUITTO" ] || die "$MOSQUITTO not found: install Debian's mosquitto (contrib/scripts/deps-debian.sh)"
 [ -x "$CICADA" ] || die "$CICADA not found: build it (make) or set CICADA"
@@ -74,6 +99,8 @@ case $duration in ''|*[!0-9.]*) die "--duration: seconds" 2 ;; esac
 command -v ss >/dev/null || die "ss (iproute2) is needed to find free ports"
 
 work=$(mktemp -d /tmp/cicada-compare.XXXXXX) || die "mktemp failed"
+# --durable: the brokers' databases, made empty for each run.
+dbdir=$work/db
 broker_pid=
 status=0
 
@@ -115,11 +142,11 @@ start_broker() {
 		conf=$work/$name.conf
 		log=$work/$name-$port.log
 		$conf_fn "$port" > "$conf"
-		if [ "$name" = cicada ]; then
-			broker_cmd="$CICADA -c $conf"
-		else
-			broker_cmd="$MOSQUITTO -c $conf"
-		fi
+		case $name in
+		cicada*) broker_cmd="$CICADA -c $conf" ;;
+		*) broker_cmd="$MOSQUITTO -c $conf" ;;
+		esac
+		rm -rf "$dbdir" && mkdir -p "$dbdir" || return 1
 		$broker_cmd > "$log" 2>&1 &
 		broker_pid=$!
 		for _ in $(seq 100); do
@@ -141,6 +168,7 @@ stop_broker() {
 	kill "$broker_pid" 2>/dev/null
 	wait "$broker_pid" 2>/dev/null
 	broker_pid=
+	rm -rf "$dbdir"
 }
 
 conf_cicada() {
@@ -159,6 +187,39 @@ conf_mosquitto() {
 	echo "set_tcp_nodelay true"
 	[ -n "$cur_inflight" ] && echo "max_inflight_messages $cur_inflight"
 	return 0
+}
+
+# --durable: cicada acknowledging after the commit, cicada in memory.
+conf_cicada_strict() {
+	conf_cicada "$1" | grep -v '^persistence '
+	echo "persistence true"
+	echo "persistence_file $dbdir/cicada.db"
+	echo "durability strict"
+}
+
+conf_cicada_mem() {
+	conf_cicada "$1"
+}
+
+# mosquitto with its default autosave_interval (1800 s).  Started as root
+# it would run as user mosquitto, which cannot write in our private
+# temporary directory: "user root" keeps it as it was started.
+conf_mosquitto_persist() {
+	conf_mosquitto "$1"
+	echo "persistence true"
+	echo "persistence_location $dbdir/"
+	[ "$(id -u)" -eq 0 ] && echo "user root"
+	return 0
+}
+
+# The column heading of a broker in the --durable table.
+broker_title() {
+	case $1 in
+	cicada_strict) echo "cicada strict" ;;
+	cicada_mem) echo "cicada in-memory" ;;
+	mosquitto_persist) echo "mosquitto persistence true" ;;
+	*) echo "$1" ;;
+	esac
 }
 
 # field LINE KEY: the value of KEY=... in a RESULT line, or "".
@@ -183,6 +244,13 @@ ratio() {
 }
 
 metrics_of() {
+	if [ -n "$durable" ]; then
+		case $1 in
+		latency) echo "p50_us p99_us ack_p99_us msgs_per_sec" ;;
+		*) echo "msgs_per_sec pub_per_sec ack_p99_us" ;;
+		esac
+		return
+	fi
 	case $1 in
 	latency) echo "p50_us p99_us msgs_per_sec" ;;
 	conns) echo "connect_per_sec rss_per_conn_b" ;;
@@ -215,11 +283,16 @@ for spec in $scenarios; do
 	done
 	args+=(--duration "$duration" --quiet)
 	[ -n "$warmup" ] && args+=(--warmup "$warmup")
+	[ -n "$durable" ] && [ "$scenario" != conns ] && args+=(--durable)
 	declare -A vals=()
 	declare -A oks=()
+	read -ra blist <<< "$brokers"
 	for r in $(seq "$runs"); do
-		if [ $((r % 2)) -eq 1 ]; then order="cicada mosquitto"
-		else order="mosquitto cicada"; fi
+		# Rotate: with two brokers, alternate.
+		order=
+		for i in $(seq 0 $(( ${#blist[@]} - 1 ))); do
+			order="$order ${blist[$(( (i + r - 1) % ${#blist[@]} ))]}"
+		done
 		for b in $order; do
 			start_broker "$b" "conf_$b" ||
 				die "$b would not start; see the log above"
@@ -260,6 +333,20 @@ for spec in $scenarios; do
 		done
 	done
 	for m in $(metrics_of "$scenario"); do
+		if [ -n "$durable" ]; then
+			# shellcheck disable=SC2086
+			cs=$(median ${vals[cicada_strict.$m]:-})
+			# shellcheck disable=SC2086
+			cm=$(median ${vals[cicada_mem.$m]:-})
+			# shellcheck disable=SC2086
+			mq=$(median ${vals[mosquitto_persist.$m]:-})
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s/%s/%s of %s ok |\n' \
+				"$spec" "$m" "$cs" "$cm" "$mq" \
+				"$(ratio "$cs" "$cm")" "$(ratio "$cs" "$mq")" \
+				"${oks[cicada_strict]:-0}" "${oks[cicada_mem]:-0}" \
+				"${oks[mosquitto_persist]:-0}" "$runs" >> "$table"
+			continue
+		fi
 		# shellcheck disable=SC2086
 		c=$(median ${vals[cicada.$m]:-})
 		# shellcheck disable=SC2086
@@ -275,6 +362,22 @@ done
 echo
 echo "Machine: $(nproc) cores, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 echo "Brokers: $("$CICADA" --version 2>&1 | head -n 1); $("$MOSQUITTO" -h 2>&1 | head -n 1)"
+if [ -n "$durable" ]; then
+	echo "Medians of $runs run(s) per broker, rotating, ${duration} s measured each;"
+	echo "cicada-bench --durable: persistent subscriber sessions (3.1.1 clean"
+	echo "session 0, 5.0 session expiry 3600), removed at the end of each run."
+	echo "cicada strict: persistence true, durability strict (PUBACK after the"
+	echo "commit, SQLite WAL, synchronous FULL); cicada in-memory: persistence"
+	echo "false; mosquitto: persistence true, default autosave_interval 1800 s"
+	echo "(state written every 30 min and at exit: it persists far less)."
+	echo "Ratios are cicada strict over the other: above 1 is better for"
+	echo "msgs_per_sec and pub_per_sec, below 1 for the latencies (us)."
+	echo "ack_p99_us is publish->PUBACK (QoS 1) or PUBCOMP (QoS 2)."
+	echo
+	echo "| scenario | metric | $(broker_title cicada_strict) | $(broker_title cicada_mem) | $(broker_title mosquitto_persist) | strict/in-memory | strict/mosquitto | runs ok (strict/mem/mosq) |"
+	echo "|---|---|---:|---:|---:|---:|---:|---|"
+	cat "$table"
+else
 echo "Medians of $runs run(s) per broker, alternating, ${duration} s measured each."
 echo "Ratio is cicada/mosquitto: above 1 is better for msgs_per_sec,"
 echo "pub_per_sec and connect_per_sec; below 1 is better for p50_us, p99_us"
@@ -283,6 +386,7 @@ echo
 echo "| scenario | metric | cicada | mosquitto | ratio | cicada runs | mosquitto runs |"
 echo "|---|---|---:|---:|---:|---|---|"
 cat "$table"
+fi
 echo
 echo "Commands (PORT chosen free per run; each broker started fresh):"
 echo
