@@ -227,6 +227,21 @@ static const struct mqtt_packet *conn_trim(const struct conn *c,
 	return copy;
 }
 
+/*
+ * What was just written reports stored state (an acknowledgement, a QoS 2
+ * PUBLISH or PUBREL): it waits for every change recorded so far to be
+ * committed (decisions #10).  A QoS 0 or 1 PUBLISH does not: should the
+ * broker crash before the commit, the publisher, not yet acknowledged,
+ * sends it again, and a second copy is what QoS 1 allows.
+ */
+static void conn_depends_on_storage(struct conn *c)
+{
+	uint64_t seq = persist_hold_seq(c->shard->broker);
+
+	if (seq > c->hold_seq)
+		c->hold_seq = seq;
+}
+
 int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 {
 	struct mqtt_packet copy;
@@ -248,6 +263,7 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 	if (n < 0)
 		return n;
 	c->out_len += (uint32_t)n;
+	conn_depends_on_storage(c);
 	shard_want_flush(c->shard, c);
 	return 0;
 }
@@ -397,6 +413,8 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		alias_learned(c, msg, hash);
 	memcpy(c->out + c->out_len, msg->payload, msg->payload_len);
 	c->out_len += msg->payload_len; /* out_reserve() checked the sum */
+	if (qos == 2)
+		conn_depends_on_storage(c);
 	c->shard->broker->stats.msgs_sent++;
 	shard_want_flush(c->shard, c);
 	return true;

@@ -39,11 +39,6 @@ static int wheel_slot_of(long second)
 
 void shard_want_flush(struct shard *sh, struct conn *c)
 {
-	/* What was just written depends on every change recorded so far. */
-	uint64_t seq = persist_hold_seq(sh->broker);
-
-	if (seq > c->hold_seq)
-		c->hold_seq = seq;
 	if (c->flush_queued)
 		return;
 	c->flush_queued = true;
