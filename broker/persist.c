@@ -139,10 +139,18 @@ static uint64_t msg_hold(struct persist *p, struct msg *m)
 	return m->store_id;
 }
 
-static void msg_release(struct msg *m)
+/*
+ * One durable reference fewer.  With the last, the row is forgotten (a
+ * later reference stores the message again) and, if its put is still
+ * queued, never written.
+ */
+static void msg_release(struct broker *b, struct msg *m)
 {
-	if (m->store_id && --m->store_refs == 0)
-		m->store_id = 0;
+	if (!m->store_id || --m->store_refs)
+		return;
+	if (b->persist && !store_failed(b->persist->st))
+		store_msg_drop(b->persist->st, m->store_id);
+	m->store_id = 0;
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -164,6 +172,7 @@ static void put_session_row(struct persist *p, struct session *s)
 			msg_hold(p, s->will);
 		ss.will_msg_id = s->will->store_id;
 		ss.will_delay = left > 0 ? (uint32_t)ceil(left) : 0;
+		ss.will_expiry = s->will_expiry;
 	}
 	saved(p, store_session_put(p->st, &ss));
 }
@@ -187,7 +196,7 @@ static void put_delivery(struct persist *p, struct session *s,
 		return;
 	sd.id = ++p->next_id;
 	if (saved(p, store_delivery_put(p->st, &sd)) < 0) {
-		msg_release(d->msg);
+		msg_release(p->broker, d->msg);
 		return;
 	}
 	d->store_id = sd.id;
@@ -234,12 +243,12 @@ static void forget_session(struct session *s)
 	for (int i = 0; i < 2; i++) {
 		for (struct delivery *d = lists[i]; d; d = d->next) {
 			if (d->store_id)
-				msg_release(d->msg);
+				msg_release(s->broker, d->msg);
 			d->store_id = 0;
 		}
 	}
 	if (s->will)
-		msg_release(s->will);
+		msg_release(s->broker, s->will);
 	s->persisted = false;
 }
 
@@ -270,7 +279,7 @@ void persist_session(struct session *s)
 void persist_will_drop(struct session *s)
 {
 	if (s->will && s->will->store_id)
-		msg_release(s->will);
+		msg_release(s->broker, s->will);
 }
 
 void persist_session_end(struct session *s)
@@ -326,7 +335,7 @@ void persist_delivery_done(struct session *s, struct delivery *d)
 		return;
 	if (p && !store_failed(p->st))
 		store_delivery_del(p->st, d->store_id);
-	msg_release(d->msg);
+	msg_release(s->broker, d->msg);
 	d->store_id = 0;
 }
 
@@ -341,7 +350,7 @@ void persist_retain(struct broker *b, struct msg *old, struct msg *msg)
 	if (!p)
 		return;
 	if (old && old->store_id) {
-		msg_release(old);
+		msg_release(b, old);
 		if (msg->payload_len == 0)
 			saved(p, store_retain_del(p->st, msg->topic,
 						  msg->topic_len));
@@ -552,8 +561,7 @@ static int restore_session(void *arg, const struct store_session *ss)
 			s->will = msg_ref(will);
 			s->will->store_refs++;
 			s->will_at = now + (double)(left > 0 ? left : 0);
-			/* The stored expiry already counts from publication. */
-			s->will_expiry = 0;
+			s->will_expiry = ss->will_expiry;
 		}
 	}
 	r->sessions++;

@@ -129,6 +129,7 @@ static int report_session(sqlite3_stmt *s, const struct store_loader *l,
 	ss.offline_since = col_i64(s, 3);
 	ss.will_msg_id = (uint64_t)col_i64(s, 4); /* NULL reads as 0 */
 	ss.will_delay = (uint32_t)col_i64(s, 5);
+	ss.will_expiry = (uint32_t)col_i64(s, 6);
 	return l->session(arg, &ss);
 }
 
@@ -197,7 +198,7 @@ static const struct report reports[] = {
 	  " FROM msg ORDER BY id",
 	  report_msg },
 	{ "SELECT client_id, version, expiry_interval, offline_since,"
-	  " will_msg_id, will_delay FROM session",
+	  " will_msg_id, will_delay, will_expiry FROM session",
 	  report_session },
 	{ "SELECT client_id, filter, options, sub_id FROM sub",
 	  report_sub },

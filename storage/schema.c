@@ -73,6 +73,9 @@ static const char *const migrations[] = {
 	"  client_id BLOB NOT NULL,"
 	"  packet_id INTEGER NOT NULL,"
 	"  PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;",
+	/* 1 -> 2: a parked will's Message Expiry Interval. */
+	"ALTER TABLE session ADD COLUMN"
+	"  will_expiry INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) ==

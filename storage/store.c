@@ -318,6 +318,7 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->wake);
 	pthread_mutex_destroy(&st->lock);
 	free(st->gc);
+	free(st->pending);
 	free(st->path);
 	free(st);
 }
@@ -358,6 +359,90 @@ static struct op *op_new(enum op_kind kind, const size_t len[3],
 	return op;
 }
 
+/* ------------------------------------------------------ pending puts */
+
+/* A put's key: message and delivery ids may coincide. */
+static uint64_t pending_key(const struct op *op)
+{
+	return op->kind == OP_MSG_PUT ? op->u.msg.id * 2 + 1 :
+					op->u.delivery.id * 2;
+}
+
+static size_t pending_slot(const struct store *st, uint64_t key)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 17) &
+	       (st->pending_cap - 1);
+}
+
+void store_pending_reset(struct store *st)
+{
+	if (st->pending_count)
+		memset(st->pending, 0, st->pending_cap * sizeof(*st->pending));
+	st->pending_count = 0;
+}
+
+/* The queued put of key, or NULL.  Under st->lock. */
+static struct op *pending_find(const struct store *st, uint64_t key)
+{
+	if (!st->pending_count)
+		return NULL;
+	for (size_t i = pending_slot(st, key); st->pending[i];
+	     i = (i + 1) & (st->pending_cap - 1))
+		if (pending_key(st->pending[i]) == key)
+			return st->pending[i];
+	return NULL;
+}
+
+static void pending_insert(struct store *st, struct op *op)
+{
+	size_t i;
+
+	for (i = pending_slot(st, pending_key(op)); st->pending[i];
+	     i = (i + 1) & (st->pending_cap - 1))
+		;
+	st->pending[i] = op;
+	st->pending_count++;
+}
+
+/*
+ * Index a queued put, under st->lock.  Out of memory it stays unindexed:
+ * it is then written and deleted like any other, only slower.
+ */
+static void pending_add(struct store *st, struct op *op)
+{
+	if ((st->pending_count + 1) * 2 > st->pending_cap) {
+		size_t cap = st->pending_cap ? st->pending_cap * 2 : 1024;
+		struct op **old = st->pending, **grown;
+		size_t old_cap = st->pending_cap;
+
+		grown = calloc(cap, sizeof(*grown));
+		if (!grown)
+			return;
+		st->pending = grown;
+		st->pending_cap = cap;
+		st->pending_count = 0;
+		for (size_t i = 0; i < old_cap; i++)
+			if (old[i])
+				pending_insert(st, old[i]);
+		free(old);
+	}
+	pending_insert(st, op);
+}
+
+/*
+ * Undo the queued put of key if the writer has not taken it: true when
+ * it will not be written.  Under st->lock.
+ */
+static bool pending_cancel(struct store *st, uint64_t key)
+{
+	struct op *op = pending_find(st, key);
+
+	if (!op || op->cancelled)
+		return false;
+	op->cancelled = true;
+	return true;
+}
+
 /* Queue op (taking it) and wake the writer if the queue was empty. */
 static int op_submit(struct store *st, struct op *op)
 {
@@ -371,6 +456,15 @@ static int op_submit(struct store *st, struct op *op)
 		free(op);
 		return -EIO;
 	}
+	if (op->kind == OP_DELIVERY_DEL &&
+	    pending_cancel(st, op->u.delivery.id * 2)) {
+		/* Put and deleted before the writer saw either. */
+		pthread_mutex_unlock(&st->lock);
+		free(op);
+		return 0;
+	}
+	if (op->kind == OP_MSG_PUT || op->kind == OP_DELIVERY_PUT)
+		pending_add(st, op);
 	was_empty = !st->head;
 	if (st->tail)
 		st->tail->next = op;
@@ -384,6 +478,7 @@ static int op_submit(struct store *st, struct op *op)
 	pthread_mutex_unlock(&st->lock);
 	return 0;
 }
+
 
 void store_group_begin(struct store *st)
 {
@@ -433,6 +528,7 @@ int store_session_put(struct store *st, const struct store_session *s)
 		op->u.session.offline_since = s->offline_since;
 		op->u.session.will_msg_id = s->will_msg_id;
 		op->u.session.will_delay = s->will_delay;
+		op->u.session.will_expiry = s->will_expiry;
 	}
 	return op_submit(st, op);
 }
@@ -518,6 +614,27 @@ static struct op *op_fixed(const struct store *st, enum op_kind kind)
 static int fixed_submit(struct store *st, struct op *op)
 {
 	return !op && store_failed(st) ? -EIO : op_submit(st, op);
+}
+
+int store_msg_drop(struct store *st, uint64_t msg_id)
+{
+	struct op *op;
+	bool undone;
+
+	pthread_mutex_lock(&st->lock);
+	undone = pending_cancel(st, msg_id * 2 + 1);
+	pthread_mutex_unlock(&st->lock);
+	if (undone)
+		return 0;
+	/*
+	 * Taken by the writer already, maybe in the very batch that took a
+	 * put of its last reference just undone: have the next batch
+	 * delete it if nothing refers to it.
+	 */
+	op = op_fixed(st, OP_MSG_DROP);
+	if (op)
+		op->u.msg.id = msg_id;
+	return fixed_submit(st, op);
 }
 
 int store_delivery_update(struct store *st, uint64_t delivery_id,

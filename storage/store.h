@@ -51,7 +51,7 @@
 struct store;
 
 /* The schema this build writes; store_open() migrates older ones. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store_options {
 	const char *path; /* database file; created when missing */
@@ -95,6 +95,8 @@ struct store_session {
 	/* A will kept for Will Delay; will_msg_id 0: none. */
 	uint64_t will_msg_id;
 	uint32_t will_delay; /* seconds */
+	/* The will's Message Expiry Interval, from its publication; 0: none. */
+	uint32_t will_expiry;
 };
 
 struct store_sub {
@@ -184,6 +186,14 @@ void store_close(struct store *st);
  * stays until the next store_load() sweeps it.
  */
 int store_msg_put(struct store *st, const struct store_msg *m);
+/*
+ * Nothing refers to message msg_id any more (every delivery, retained
+ * entry and will that did has been deleted): if its put is still queued,
+ * it is not written.  Likewise store_delivery_del() of a delivery whose
+ * put is still queued writes neither.  So a message delivered and
+ * acknowledged before its batch was taken costs no disk work.
+ */
+int store_msg_drop(struct store *st, uint64_t msg_id);
 int store_session_put(struct store *st, const struct store_session *s);
 /* Deletes its subscriptions, deliveries and QoS 2 ids too. */
 int store_session_del(struct store *st, const char *client_id, size_t len);

@@ -26,6 +26,7 @@
 
 enum op_kind {
 	OP_MSG_PUT,
+	OP_MSG_DROP, /* u.msg.id: delete it if nothing refers to it */
 	OP_SESSION_PUT,
 	OP_SESSION_DEL,
 	OP_SUB_PUT,
@@ -54,6 +55,7 @@ struct op_blob {
 struct op {
 	struct op *next; /* in submission (= sequence) order */
 	enum op_kind kind;
+	bool cancelled; /* undone while queued: the writer skips it */
 	union {
 		struct {
 			uint64_t id;
@@ -66,6 +68,7 @@ struct op {
 			uint64_t will_msg_id;
 			uint32_t expiry_interval;
 			uint32_t will_delay;
+			uint32_t will_expiry;
 			uint8_t version;
 		} session;
 		struct {
@@ -133,6 +136,14 @@ struct store {
 	struct op *head, *tail; /* the queue */
 	bool stop; /* store_close() wants the writer to finish */
 	unsigned group_depth; /* open store_group_begin()s: do not commit */
+	/*
+	 * The queued message and delivery puts by id (open addressing, a
+	 * power of two), so that a delivery deleted or a message dropped
+	 * before the writer took it is never written at all.  Emptied when
+	 * the writer takes the queue.
+	 */
+	struct op **pending;
+	size_t pending_cap, pending_count;
 	bool started; /* the writer thread runs (store_start()) */
 	pthread_t thread;
 
@@ -173,6 +184,8 @@ int store_schema_refuse_newer(const char *path, int64_t version, char *err,
 			      size_t errlen);
 
 /* store.c */
+/* The writer took the queue: nothing in it can be undone any more. */
+void store_pending_reset(struct store *st);
 /* err = "PATH: SQLite's message of db[ (strerror)]"; returns -EIO. */
 int store_sqlite_err(sqlite3 *db, const char *path, char *err,
 		     size_t errlen);

@@ -41,8 +41,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" AND will_msg_id IS NOT NULL",
 	[STMT_SESSION_PUT] =
 		"INSERT OR REPLACE INTO session(client_id, version,"
-		" expiry_interval, offline_since, will_msg_id, will_delay)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		" expiry_interval, offline_since, will_msg_id, will_delay,"
+		" will_expiry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[STMT_SESSION_MSGS] =
 		"SELECT msg_id FROM delivery WHERE client_id = ?1",
 	[STMT_SESSION_DEL_DELIVERIES] =
@@ -210,6 +210,7 @@ static int apply_session_put(struct store *st, const struct op *op)
 	else
 		sqlite3_bind_null(s, 5);
 	bind_int(s, 6, op->u.session.will_delay);
+	bind_int(s, 7, op->u.session.will_expiry);
 	return run(s);
 }
 
@@ -344,6 +345,9 @@ static int apply(struct store *st, const struct op *op)
 		return run(s);
 	case OP_DELIVERY_DEL:
 		return apply_delivery_del(st, op);
+	case OP_MSG_DROP:
+		gc_add(st, op->u.msg.id);
+		return SQLITE_OK;
 	case OP_RETAIN_PUT:
 		return apply_retain_put(st, op);
 	case OP_RETAIN_DEL:
@@ -383,9 +387,20 @@ void store_writer_batch(struct store *st, struct op *batch, uint64_t seq)
 		store_ops_free(batch);
 		return;
 	}
+	for (op = batch; op && op->cancelled; op = op->next)
+		;
+	if (!op) {
+		/* All undone before it was written: nothing to commit. */
+		atomic_store(&st->committed, seq);
+		store_ops_free(batch);
+		if (st->notify)
+			st->notify(st->notify_arg);
+		return;
+	}
 	rc = run(st->stmt[STMT_BEGIN]);
 	for (op = batch; op && rc == SQLITE_OK; op = op->next)
-		rc = apply(st, op);
+		if (!op->cancelled)
+			rc = apply(st, op);
 	if (rc == SQLITE_OK)
 		rc = gc_run(st);
 	if (rc == SQLITE_OK)
@@ -440,6 +455,7 @@ void *store_writer_main(void *arg)
 		batch = st->head;
 		st->head = st->tail = NULL;
 		seq = atomic_load(&st->submitted);
+		store_pending_reset(st);
 		pthread_mutex_unlock(&st->lock);
 
 		store_writer_batch(st, batch, seq);

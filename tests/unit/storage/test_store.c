@@ -296,6 +296,7 @@ struct seen_session {
 	int64_t offline_since;
 	uint64_t will_msg_id;
 	uint32_t will_delay;
+	uint32_t will_expiry;
 };
 
 struct seen_sub {
@@ -384,6 +385,7 @@ static int on_session(void *arg, const struct store_session *ss)
 	r->offline_since = ss->offline_since;
 	r->will_msg_id = ss->will_msg_id;
 	r->will_delay = ss->will_delay;
+	r->will_expiry = ss->will_expiry;
 	return seen_kind(s, K_SESSION);
 }
 
@@ -511,6 +513,7 @@ static void put_everything(struct store *st)
 		.offline_since = NOW - 100,
 		.will_msg_id = 42,
 		.will_delay = 17,
+		.will_expiry = 600,
 	};
 	struct store_sub sub = {
 		.client_id = client_nul,
@@ -599,6 +602,7 @@ static void check_everything(void)
 	ck_assert_int_eq(s->offline_since, NOW - 100);
 	ck_assert_uint_eq(s->will_msg_id, 42);
 	ck_assert_uint_eq(s->will_delay, 17);
+	ck_assert_uint_eq(s->will_expiry, 600);
 
 	ck_assert_uint_eq(seen.n_sub, 2);
 	for (i = 0; i < 2; i++) {
@@ -781,18 +785,27 @@ START_TEST(test_msg_shared_gc)
 }
 END_TEST
 
-/* Queued before start: one batch, in which the message comes and goes. */
+/*
+ * Queued before start: one batch, in which the message comes and goes.
+ * The delivery deleted while its put was queued is never written, and
+ * nor is the message dropped while its put was; what was recorded still
+ * counts as committed.
+ */
 START_TEST(test_put_del_one_batch)
 {
 	struct store *st = open_store();
+	uint64_t seq;
 
 	put_session(st, "a", 0, 60, 0);
 	put_msg(st, 1, "t", 0);
 	put_delivery(st, 10, "a", 1, 0);
 	ck_assert_int_eq(store_delivery_update(st, 10, 5, STORE_DLV_SENT), 0);
 	ck_assert_int_eq(store_delivery_del(st, 10), 0);
+	ck_assert_int_eq(store_msg_drop(st, 1), 0);
+	seq = store_submitted(st);
 	ck_assert_int_eq(store_start(st), 0);
 	commit_wait(st);
+	ck_assert_uint_eq(store_committed(st), seq);
 	ck_assert_int_eq(notify_count(), 1);
 	ck_assert_int_eq(rows("msg"), 0);
 	ck_assert_int_eq(rows("delivery"), 0);
@@ -1117,6 +1130,62 @@ START_TEST(test_schema_empty_file)
 }
 END_TEST
 
+#define CICADA_STR2(x) #x
+#define CICADA_STR(x) CICADA_STR2(x)
+
+/*
+ * A version 1 database (as cicada 0.1 wrote it, with a session and its
+ * parked will) opens migrated to the current version and keeps its rows;
+ * the will's expiry, which version 1 did not keep, reads as none.
+ */
+START_TEST(test_schema_migrate_v1)
+{
+	struct store *st;
+
+	sql_exec("CREATE TABLE schema_version(one INTEGER PRIMARY KEY"
+		 " CHECK (one = 1), version INTEGER NOT NULL);"
+		 "INSERT INTO schema_version VALUES (1, 1);"
+		 "CREATE TABLE msg(id INTEGER PRIMARY KEY, topic BLOB NOT NULL,"
+		 " payload BLOB NOT NULL, props BLOB NOT NULL,"
+		 " qos INTEGER NOT NULL, retain INTEGER NOT NULL,"
+		 " expiry_at_ms INTEGER NOT NULL);"
+		 "CREATE TABLE session(client_id BLOB PRIMARY KEY,"
+		 " version INTEGER NOT NULL, expiry_interval INTEGER NOT NULL,"
+		 " offline_since INTEGER NOT NULL, will_msg_id INTEGER,"
+		 " will_delay INTEGER NOT NULL) WITHOUT ROWID;"
+		 "CREATE INDEX session_will ON session(will_msg_id)"
+		 " WHERE will_msg_id IS NOT NULL;"
+		 "CREATE TABLE sub(client_id BLOB NOT NULL,"
+		 " filter BLOB NOT NULL, options INTEGER NOT NULL,"
+		 " sub_id INTEGER NOT NULL, PRIMARY KEY (client_id, filter))"
+		 " WITHOUT ROWID;"
+		 "CREATE TABLE delivery(id INTEGER PRIMARY KEY,"
+		 " client_id BLOB NOT NULL, msg_id INTEGER NOT NULL,"
+		 " packet_id INTEGER NOT NULL, qos INTEGER NOT NULL,"
+		 " state INTEGER NOT NULL, retain INTEGER NOT NULL,"
+		 " sub_ids BLOB NOT NULL);"
+		 "CREATE INDEX delivery_client ON delivery(client_id, id);"
+		 "CREATE INDEX delivery_msg ON delivery(msg_id);"
+		 "CREATE TABLE retained(topic BLOB PRIMARY KEY,"
+		 " msg_id INTEGER NOT NULL) WITHOUT ROWID;"
+		 "CREATE INDEX retained_msg ON retained(msg_id);"
+		 "CREATE TABLE qos2_in(client_id BLOB NOT NULL,"
+		 " packet_id INTEGER NOT NULL,"
+		 " PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;"
+		 "INSERT INTO msg VALUES (5, X'77', X'21', X'', 1, 0, 0);"
+		 "INSERT INTO session VALUES (X'61', 5, 4294967295, 1000, 5, 30);");
+	st = reload(NOW);
+	ck_assert_uint_eq(seen.n_session, 1);
+	ck_assert_uint_eq(seen.session[0].will_msg_id, 5);
+	ck_assert_uint_eq(seen.session[0].will_delay, 30);
+	ck_assert_uint_eq(seen.session[0].will_expiry, 0);
+	store_close(st);
+	ck_assert_int_eq(sql_int("SELECT version FROM schema_version"),
+			 STORE_SCHEMA_VERSION);
+	check_ok();
+}
+END_TEST
+
 START_TEST(test_schema_newer)
 {
 	struct store_options o = { .path = db_path, .strict = true };
@@ -1124,17 +1193,19 @@ START_TEST(test_schema_newer)
 	char err[256] = "", want[256];
 
 	store_close(st);
-	sql_exec("UPDATE schema_version SET version = 2");
+	sql_exec("UPDATE schema_version SET version = "
+		 CICADA_STR(STORE_SCHEMA_VERSION) " + 1");
 	st = (struct store *)1;
 	ck_assert_int_eq(store_open(&st, &o, err, sizeof(err)), -EPROTO);
 	ck_assert_ptr_null(st);
 	snprintf(want, sizeof(want),
-		 "database %s has schema version 2; this cicada reads up to "
-		 "1: use a newer cicada",
-		 db_path);
+		 "database %s has schema version %d; this cicada reads up to "
+		 "%d: use a newer cicada",
+		 db_path, STORE_SCHEMA_VERSION + 1, STORE_SCHEMA_VERSION);
 	ck_assert_str_eq(err, want);
-	/* Untouched: still version 2. */
-	ck_assert_int_eq(sql_int("SELECT version FROM schema_version"), 2);
+	/* Untouched: still the newer version. */
+	ck_assert_int_eq(sql_int("SELECT version FROM schema_version"),
+			 STORE_SCHEMA_VERSION + 1);
 	ck_assert_int_eq(store_check(db_path, err, sizeof(err)), -EPROTO);
 	ck_assert_str_eq(err, want);
 }
@@ -1290,6 +1361,57 @@ START_TEST(test_group_commits_whole)
 	store_group_end(st);
 	commit_wait(st);
 	ck_assert_uint_eq(store_committed(st), before + 2);
+	store_close(st);
+}
+END_TEST
+
+/*
+ * Two deliveries of one message queued; one is deleted before the writer
+ * takes them: the message and the other are written.  A batch in which
+ * everything was undone still reports its commit.
+ */
+START_TEST(test_undo_some_and_all)
+{
+	struct store *st = open_started();
+
+	put_session(st, "a", 0, 60, 0);
+	commit_wait(st);
+	store_group_begin(st); /* keeps the writer off the queue */
+	put_msg(st, 1, "t", 0);
+	put_delivery(st, 10, "a", 1, 0);
+	put_delivery(st, 11, "a", 1, 0);
+	ck_assert_int_eq(store_delivery_del(st, 10), 0);
+	store_group_end(st);
+	commit_wait(st);
+	ck_assert_int_eq(rows("msg"), 1);
+	ck_assert_int_eq(rows("delivery"), 1);
+	check_ok();
+
+	store_group_begin(st);
+	put_msg(st, 2, "u", 0);
+	put_delivery(st, 12, "a", 2, 0);
+	ck_assert_int_eq(store_delivery_del(st, 12), 0);
+	ck_assert_int_eq(store_msg_drop(st, 2), 0);
+	store_group_end(st);
+	commit_wait(st);
+	ck_assert_int_eq(rows("msg"), 1);
+	ck_assert_int_eq(rows("delivery"), 1);
+	check_ok();
+
+	/*
+	 * Dropped after the writer wrote it (the put of its last reference
+	 * undone in between): the next batch deletes it, and only if
+	 * nothing refers to it.
+	 */
+	put_msg(st, 3, "v", 0);
+	commit_wait(st);
+	ck_assert_int_eq(rows("msg"), 2);
+	ck_assert_int_eq(store_msg_drop(st, 3), 0);
+	ck_assert_int_eq(store_msg_drop(st, 1), 0); /* delivery 11 holds it */
+	commit_wait(st);
+	ck_assert_int_eq(rows("msg"), 1);
+	ck_assert_int_eq(rows("delivery"), 1);
+	check_ok();
 	store_close(st);
 }
 END_TEST
@@ -1629,11 +1751,13 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_schema_reopen);
 	tcase_add_test(tc, test_schema_empty_file);
 	tcase_add_test(tc, test_schema_newer);
+	tcase_add_test(tc, test_schema_migrate_v1);
 	tcase_add_test(tc, test_open_garbage);
 	tcase_add_test(tc, test_open_unwritable);
 	tcase_add_test(tc, test_open_foreign_db);
 	tcase_add_test(tc, test_open_in_use);
 	tcase_add_test(tc, test_group_commits_whole);
+	tcase_add_test(tc, test_undo_some_and_all);
 	tcase_add_test(tc, test_notify_committed);
 	tcase_add_test(tc, test_pragmas);
 	tcase_add_test(tc, test_strict_commits_at_once);
