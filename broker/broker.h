@@ -59,6 +59,7 @@ struct broker {
 	size_t session_count;
 	double start_time; /* monotonic seconds */
 	uint64_t next_client_number; /* for assigned client ids */
+	char *response_information; /* NULL: none (cicada.conf(5)) */
 };
 
 #endif

@@ -165,6 +165,15 @@ static void fill_connack_props(struct conn *c, const struct mqtt_connect *p,
 		out->retain_available = 0;
 		mqtt_props_set(out, MQTT_PROP_RETAIN_AVAILABLE);
 	}
+	/* Only when asked for [MQTT-3.1.2-28]. */
+	if (p->props.request_response_information == 1 &&
+	    c->shard->broker->response_information) {
+		const char *ri = c->shard->broker->response_information;
+
+		out->response_information.data = (const uint8_t *)ri;
+		out->response_information.len = strlen(ri);
+		mqtt_props_set(out, MQTT_PROP_RESPONSE_INFORMATION);
+	}
 }
 
 int handle_connect(struct conn *c, const struct mqtt_connect *p,

@@ -158,6 +158,18 @@ bad_usage:
 	return EXIT_USAGE;
 }
 
+/* The broker's own copy: cfg's strings go with cfg. */
+static void apply_response_information(struct broker *b,
+				       const struct config *cfg)
+{
+	const char *ri = cfg->response_information;
+
+	free(b->response_information);
+	b->response_information = ri && *ri ? strdup(ri) : NULL;
+	if (ri && *ri && !b->response_information)
+		log_at(LOGL_ERROR, "out of memory: response_information not set");
+}
+
 /* Values of the configuration the running broker consults. */
 static void apply_limits(struct broker_limits *lim, const struct config *cfg)
 {
@@ -278,6 +290,7 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		return;
 	}
 	apply_limits(&rt->broker.limits, &cfg);
+	apply_response_information(&rt->broker, &cfg);
 	apply_logging(&cfg, 0);
 	listener_reload_passwd(rt->listeners);
 	redirect_reload(&rt->shard, rt->listeners, &cfg);
@@ -317,6 +330,7 @@ int main(int argc, char **argv)
 
 	rt.opt = &opt;
 	apply_limits(&rt.broker.limits, &cfg);
+	apply_response_information(&rt.broker, &cfg);
 	loop = ev_default_loop(EVFLAG_AUTO);
 	rt.broker.retain = retain_new();
 	if (!rt.broker.retain || shard_init(&rt.shard, &rt.broker, loop) < 0) {
@@ -359,6 +373,7 @@ int main(int argc, char **argv)
 	/* First: what stays stored must not be deleted as memory is freed. */
 	persist_close(&rt.broker);
 	session_destroy_all(&rt.broker);
+	free(rt.broker.response_information);
 	retain_free(rt.broker.retain);
 	shard_fini(&rt.shard);
 	if (pid_file)
@@ -377,6 +392,7 @@ err_persist:
 err_shard:
 	shard_fini(&rt.shard);
 err_config:
+	free(rt.broker.response_information);
 	config_free(&cfg);
 	return EXIT_FAILURE;
 }

@@ -430,13 +430,13 @@ static int parse_string(struct parser *p, const struct option_desc *o,
 }
 
 /*
- * server_reference [REFERENCES]: the rest of the line, spaces included
- * (a Server Reference is a space-separated list [MQTT 5.0 section 4.11]),
- * sent to clients as an MQTT UTF-8 string, so it must be one.  No value
- * is allowed: it means no redirection in this scope.
+ * An option whose value goes to clients as an MQTT UTF-8 string, so it
+ * must be one: the rest of the line, spaces included (server_reference is
+ * a space-separated list [MQTT 5.0 section 4.11]).  No value is allowed:
+ * it means none (no redirection, no Response Information) in its scope.
  */
-static int parse_server_reference(struct parser *p,
-				  const struct option_desc *o, char *args)
+static int parse_mqtt_string(struct parser *p, const struct option_desc *o,
+			     char *args)
 {
 	size_t len = strlen(args);
 	const char *s;
@@ -885,7 +885,10 @@ static const struct option_desc options[] = {
 	{ .name = "server_moved", .parse = parse_bool,
 	  .scope = SC_GLOBAL | SC_LISTENER, .goff = G(server_moved),
 	  .loff = L(server_moved), .type = FT_TRIBOOL },
-	{ .name = "server_reference", .parse = parse_server_reference,
+	{ .name = "response_information", .parse = parse_mqtt_string,
+	  .scope = SC_GLOBAL, .goff = G(response_information),
+	  .type = FT_STRING },
+	{ .name = "server_reference", .parse = parse_mqtt_string,
 	  .scope = SC_GLOBAL | SC_LISTENER, .goff = G(server_reference),
 	  .loff = L(server_reference), .type = FT_STRING },
 	OPT_INT(shards, FT_UNSIGNED, 0, MAX_SHARDS),

@@ -154,6 +154,12 @@ struct config {
 	 */
 	const char *server_reference;
 	int server_moved;		/* 0/1 */
+	/*
+	 * MQTT 5 Response Information for clients that ask for it (Request
+	 * Response Information 1): the base of their response topics.
+	 * NULL or "": none is sent.
+	 */
+	const char *response_information;
 
 	/* Logging. */
 	unsigned log_dest;		/* enum config_log_dest bits */

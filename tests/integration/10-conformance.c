@@ -1873,6 +1873,59 @@ static void reload_with(const char *extra, int n)
 }
 
 /*
+ * response_information set: a client sending Request Response Information
+ * 1 gets it in CONNACK; one sending 0, or nothing, does not
+ * [MQTT-3.1.2-28]; 3.1.1 clients never do.  A SIGHUP changes it.
+ */
+START_TEST(test_response_information)
+{
+	static const struct {
+		int rri; /* -1: the property left out */
+		bool want;
+	} rows[] = { { -1, false }, { 0, false }, { 1, true } };
+	const char *want = "replies/";
+
+	broker_stop(&broker);
+	broker_start_checked(&broker, "response_information replies/");
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			struct mqtt_connect c;
+			struct mqtt_connack ack;
+			uint8_t buf[256];
+			int fd = raw_connect(&broker);
+
+			ck_assert_int_ge(fd, 0);
+			raw_connect_init(&c, V5, "rri");
+			if (rows[i].rri >= 0) {
+				mqtt_props_set(&c.props,
+				  MQTT_PROP_REQUEST_RESPONSE_INFORMATION);
+				c.props.request_response_information =
+					(uint8_t)rows[i].rri;
+			}
+			ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf,
+							     sizeof(buf),
+							     &ack), 0);
+			ck_assert_msg(mqtt_props_has(&ack.props,
+				      MQTT_PROP_RESPONSE_INFORMATION) ==
+				      rows[i].want, "round %d row %zu", round,
+				      i);
+			if (rows[i].want) {
+				ck_assert_uint_eq(ack.props.response_information.len,
+						  strlen(want));
+				ck_assert_mem_eq(ack.props.response_information.data,
+						 want, strlen(want));
+			}
+			close(fd);
+		}
+		/* Reloaded with another value. */
+		if (round == 0)
+			reload_with("response_information other/", 1);
+		want = "other/";
+	}
+}
+END_TEST
+
+/*
  * The server DISCONNECT that drains a 5.0 client: reason, Server
  * Reference (ref NULL: none), no Session Expiry [MQTT-3.14.2-2], then
  * the close.  Returns the Reason String's length (-1: none).
@@ -2148,6 +2201,7 @@ static Suite *conformance_suite(void)
 	tcase_add_test(tc, test_mqtt_3_1_2_18);
 	tcase_add_test(tc, test_mqtt_3_1_2_19);
 	tcase_add_test(tc, test_mqtt_3_1_2_28);
+	tcase_add_test(tc, test_response_information);
 	tcase_add_test(tc, test_mqtt_3_1_3_3);
 	tcase_add_test(tc, test_mqtt_3_1_3_4);
 	tcase_add_test(tc, test_mqtt_3_1_3_5);

@@ -182,6 +182,8 @@ static const char *get_str(const struct config *c, const char *name)
 		return c->pid_file;
 	if (strcmp(name, "server_reference") == 0)
 		return c->server_reference;
+	if (strcmp(name, "response_information") == 0)
+		return c->response_information;
 	if (strcmp(name, "persistence_path") == 0) {
 		ck_assert_int_eq(config_persistence_path(c, path_buf,
 							 sizeof(path_buf)), 0);
@@ -633,6 +635,18 @@ static const struct row rows[] = {
 	{ .text = "log_type error warning\n",
 	  .rc = -EINVAL,
 	  .err = "unexpected extra argument 'warning' for 'log_type'" },
+
+	/* ---- response information */
+	{ .text = "response_information replies/ for me\n",
+	  .strs = { { "response_information", "replies/ for me" } } },
+	{ .text = "response_information\n",
+	  .strs = { { "response_information", "" } } },
+	{ .text = "\nresponse_information a\x01b\n",
+	  .rc = -EINVAL,
+	  .err = "cicada.conf:2: 'response_information' must be UTF-8" },
+	/* Global wherever it appears, as mosquitto's general options. */
+	{ .text = "listener 1883\nresponse_information r/\n",
+	  .strs = { { "response_information", "r/" } } },
 
 	/* ---- server redirection */
 	{ .text = "server_reference mqtt2.example.com:1883\n",
