@@ -177,6 +177,12 @@ static const struct passwd_entry dummy_entry = {
 	.hash_len = SHA512_LEN,
 };
 
+bool auth_db_has_user(const struct auth_db *db, const char *user)
+{
+	return passwd_find(&db->pw, (const uint8_t *)user, strlen(user)) !=
+	       NULL;
+}
+
 bool auth_check_password(const struct auth_db *db, const uint8_t *user,
 			 size_t user_len, const uint8_t *password,
 			 size_t password_len)

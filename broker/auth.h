@@ -32,6 +32,8 @@ struct auth_db *auth_db_ref(struct auth_db *db);
 void auth_db_unref(struct auth_db *db);
 /* The path it was loaded from. */
 const char *auth_db_path(const struct auth_db *db);
+/* Whether user (NUL-terminated) has an entry. */
+bool auth_db_has_user(const struct auth_db *db, const char *user);
 
 /*
  * Load every listener's password file once and free it again, printing

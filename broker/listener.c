@@ -252,6 +252,30 @@ static bool passwd_seen_before(struct listener *list, struct listener *l)
 	return false;
 }
 
+/*
+ * After a reload, a connected client whose user is no longer in its
+ * listener's password file goes: removing a user is how an operator
+ * revokes access, so it should not wait for the client's next CONNECT.
+ * MQTT 5 clients are told 0x98 Administrative action.
+ */
+static void kick_removed_users(struct listener *l)
+{
+	struct conn *c, *next;
+
+	for (c = l->shard->conns; c; c = next) {
+		char why[160];
+
+		next = c->next;
+		if (c->listener != l || c->state != CONN_ACTIVE || !c->auth ||
+		    !c->auth->user || auth_db_has_user(l->passwd, c->auth->user))
+			continue;
+		snprintf(why, sizeof(why),
+			 "user '%s' is no longer in the password file",
+			 c->auth->user);
+		conn_close(c, MQTT_RC_ADMINISTRATIVE_ACTION, why);
+	}
+}
+
 int listener_reload_passwd(struct listener *list)
 {
 	int rc = 0;
@@ -274,6 +298,7 @@ int listener_reload_passwd(struct listener *list)
 				continue;
 			m->passwd = auth_db_ref(db);
 			auth_db_unref(old);
+			kick_removed_users(m);
 		}
 		auth_db_unref(db);
 	}

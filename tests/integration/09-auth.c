@@ -11,6 +11,7 @@
  * connect_timeout during an exchange.
  */
 #include <check.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -727,6 +728,72 @@ START_TEST(test_mqtt_3_15_malformed_auth)
 }
 END_TEST
 
+/* A raw connection logged in with user and password at version v. */
+static int password_connect(uint8_t v, const char *id, const char *user,
+			    const char *pass)
+{
+	struct mqtt_connect c;
+	struct mqtt_connack ack;
+	uint8_t buf[256];
+	int fd = open_raw();
+
+	raw_connect_init(&c, v, id);
+	c.username_flag = c.password_flag = true;
+	c.username.data = (const uint8_t *)user;
+	c.username.len = strlen(user);
+	c.password.data = (const uint8_t *)pass;
+	c.password.len = strlen(pass);
+	ck_assert_int_eq(raw_mqtt_connect_ex(fd, &c, buf, sizeof(buf), &ack),
+			 0);
+	return fd;
+}
+
+/*
+ * A user removed from the password file and a SIGHUP: that user's
+ * connections go, MQTT 5 ones with DISCONNECT 0x98 Administrative action
+ * and a Reason String naming the user; other users stay; the removed one
+ * can no longer log in.
+ */
+START_TEST(test_removed_user_disconnected)
+{
+	struct scram_client sc;
+	struct mqtt_packet pkt;
+	uint8_t buf[512];
+	int gone5 = password_connect(MQTT_V5, "gone5", "u", "p");
+	int gone3 = password_connect(MQTT_V311, "gone3", "u", "p");
+	int stays = password_connect(MQTT_V5, "stays", "v", "p");
+	int scram = scram_connect(&sc, "scram", "user", "pencil");
+	FILE *f;
+
+	expect_packet(scram, buf, sizeof(buf), MQTT_CONNACK, 0, &pkt);
+	f = fopen(pwfile, "w");
+	ck_assert_ptr_nonnull(f);
+	/* passwd_text without u's line (its first entry). */
+	fputs(strchr(strstr(passwd_text, "u:$7$"), '\n') + 1, f);
+	fclose(f);
+	broker_signal(&broker, SIGHUP);
+	ck_assert(broker_wait_log(&broker, "configuration reloaded", WAIT_MS));
+
+	expect_packet(gone5, buf, sizeof(buf), MQTT_DISCONNECT,
+		      MQTT_RC_ADMINISTRATIVE_ACTION, &pkt);
+	ck_assert(mqtt_props_has(&pkt.u.disconnect.props,
+				 MQTT_PROP_REASON_STRING));
+	expect_closed(gone5);
+	expect_closed(gone3);
+	expect_alive(stays);
+	expect_alive(scram);
+	ck_assert(broker_log_contains(&broker, "gone5 "));
+	ck_assert(broker_log_contains(&broker,
+				      "user 'u' is no longer in the password"));
+	ck_assert_int_eq(paho_connect(5, "u", "p"),
+			 MQTT_RC_BAD_USER_NAME_OR_PASSWORD);
+	close(gone5);
+	close(gone3);
+	close(stays);
+	close(scram);
+}
+END_TEST
+
 static TCase *tcase(const char *name, void (*setup_fn)(void))
 {
 	TCase *tc = tcase_create(name);
@@ -744,6 +811,7 @@ static Suite *auth_suite(void)
 	tcase_add_loop_test(tc, test_password_ok, 0, 2);
 	tcase_add_loop_test(tc, test_mqtt_3_1_4_2_password_wrong, 0, 2);
 	tcase_add_loop_test(tc, test_mqtt_3_1_4_2_anonymous_refused, 0, 2);
+	tcase_add_test(tc, test_removed_user_disconnected);
 	suite_add_tcase(s, tc);
 
 	tc = tcase("anonymous", setup_anonymous);
