@@ -29,6 +29,7 @@ struct broker_limits {
 	double connect_timeout; /* seconds */
 	unsigned sys_interval; /* seconds, 0: off */
 	uint16_t topic_alias_maximum; /* what we accept from clients */
+	uint8_t max_qos; /* highest QoS served, 0..2 */
 	uint16_t max_topic_length; /* bytes of a topic name or filter */
 	uint16_t max_topic_levels;
 	size_t max_client_id_length;

@@ -77,6 +77,8 @@ static int prepare_will(struct conn *c, const struct mqtt_connect *p)
 		return 0;
 	if (p->will_retain && !lim->retain_available)
 		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-13] */
+	if (p->will_qos > lim->max_qos)
+		return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-12] */
 	c->will = msg_from_publish(c->shard, &p->will_topic, &p->will_payload,
 				   &p->will_props, p->will_qos, p->will_retain,
 				   NULL);
@@ -164,6 +166,10 @@ static void fill_connack_props(struct conn *c, const struct mqtt_connect *p,
 	if (!lim->retain_available) {
 		out->retain_available = 0;
 		mqtt_props_set(out, MQTT_PROP_RETAIN_AVAILABLE);
+	}
+	if (lim->max_qos < 2) { /* [MQTT-3.2.2-9] */
+		out->maximum_qos = lim->max_qos;
+		mqtt_props_set(out, MQTT_PROP_MAXIMUM_QOS);
 	}
 	/* Only when asked for [MQTT-3.1.2-28]. */
 	if (p->props.request_response_information == 1 &&

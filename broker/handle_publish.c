@@ -180,6 +180,10 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	if (p->retain && !b->limits.retain_available) /* [MQTT-3.3.1-8] */
 		return conn_why(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
 				"retain is not available");
+	if (p->qos > b->limits.max_qos) /* [MQTT-3.2.2-11] */
+		return conn_why(c, MQTT_RC_QOS_NOT_SUPPORTED,
+				"QoS %u is above max_qos %u", p->qos,
+				b->limits.max_qos);
 	if (p->qos == 2 && session_qos2_has(s, p->packet_id))
 		return send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* resent */
 	/* [MQTT-3.3.4-7] */

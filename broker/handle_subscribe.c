@@ -70,8 +70,10 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 {
 	struct shard *sh = c->shard;
 	const char *f = (const char *)e->filter.data;
+	uint8_t max_qos = sh->broker->limits.max_qos;
+	/* Granted at most max_qos, never refused for it [MQTT-3.2.2-10]. */
 	struct sub_opts opts = {
-		.qos = e->qos,
+		.qos = e->qos < max_qos ? e->qos : max_qos,
 		.no_local = e->no_local,
 		.retain_as_published = e->retain_as_published,
 		.retain_handling = e->retain_handling,
@@ -103,7 +105,7 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	*send_retained = shared != 1 &&
 			 (e->retain_handling == 0 ||
 			  (e->retain_handling == 1 && !replaced));
-	return e->qos; /* Granted QoS: we support all three */
+	return opts.qos; /* the QoS granted */
 }
 
 int handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
@@ -146,7 +148,10 @@ int handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 
 	off = i = 0;
 	while (mqtt_sub_next(&p->entries, &off, &e)) {
-		struct retained_ctx ctx = { c->session, e.qos, sub_id };
+		uint8_t max_qos = c->shard->broker->limits.max_qos;
+		struct retained_ctx ctx = { c->session,
+					    e.qos < max_qos ? e.qos : max_qos,
+					    sub_id };
 
 		if (want[i++])
 			retain_match(c->shard->broker->retain,

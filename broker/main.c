@@ -174,6 +174,7 @@ static void apply_response_information(struct broker *b,
 static void apply_limits(struct broker_limits *lim, const struct config *cfg)
 {
 	lim->retain_available = cfg->retain_available;
+	lim->max_qos = (uint8_t)cfg->max_qos;
 	lim->queue_qos0_messages = cfg->queue_qos0_messages;
 	lim->max_connections = cfg->max_connections;
 	lim->max_packet_size = cfg->max_packet_size;

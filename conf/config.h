@@ -144,6 +144,7 @@ struct config {
 	uint16_t max_client_id_length;	/* bytes; MQTT 3.1 caps at 23 */
 
 	/* Features. */
+	uint16_t max_qos;		/* 0, 1 or 2: the highest QoS served */
 	bool retain_available;
 	bool queue_qos0_messages;	/* queue QoS 0 while offline */
 	unsigned sys_interval;		/* seconds between $SYS; 0: off */

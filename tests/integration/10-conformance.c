@@ -555,6 +555,75 @@ START_TEST(test_mqtt_3_1_2_12)
 END_TEST
 
 /*
+ * max_qos 1 [MQTT-3.2.2-9 .. -12]: CONNACK says Maximum QoS 1; SUBSCRIBE
+ * at QoS 2 is accepted and granted 1, and a QoS 1 message reaches it; a
+ * PUBLISH at QoS 2 gets DISCONNECT 0x9B; a will at QoS 2 is
+ * refused with CONNACK 0x9B.  3.1.1 clients get SUBACK 1 and are closed
+ * for a QoS 2 PUBLISH.
+ */
+START_TEST(test_mqtt_3_2_2_9_max_qos)
+{
+	/* client id "c", no will properties, will topic "w", payload "x" */
+	static const uint8_t will[] = { 0x00, 0x01, 'c', 0x00, 0x00, 0x01,
+					'w', 0x00, 0x01, 'x' };
+	struct mqtt_connect cn;
+	struct mqtt_connack ack;
+	struct mqtt_publish got;
+	uint8_t buf[256], pkt[64];
+	int sub, pub, fd3;
+
+	broker_stop(&broker);
+	broker_start_checked(&broker, "max_qos 1");
+	sub = raw_connect(&broker);
+	raw_connect_init(&cn, V5, "mq-sub");
+	ck_assert_int_eq(raw_mqtt_connect_ex(sub, &cn, buf, sizeof(buf), &ack),
+			 0);
+	ck_assert(mqtt_props_has(&ack.props, MQTT_PROP_MAXIMUM_QOS));
+	ck_assert_uint_eq(ack.props.maximum_qos, 1);
+	ck_assert_int_eq(raw_subscribe(sub, V5, 1, "mq/t", 2), 1);
+
+	pub = client("mq-pub");
+	publish_str(pub, "mq/t", "one", 1, 1);
+	ck_assert_int_eq(raw_recv_decoded(pub, buf, sizeof(buf), WAIT_MS, V5,
+					  &(struct mqtt_packet){ 0 }),
+			 MQTT_PUBACK);
+	expect_publish(sub, "mq/t", "one", 1, buf, sizeof(buf), &got);
+	publish_str(pub, "mq/t", "two", 2, 2);
+	expect_disconnect(pub, MQTT_RC_QOS_NOT_SUPPORTED);
+	close(pub);
+	expect_quiet(sub);
+	close(sub);
+
+	/* Will QoS 2 (flags: will, will QoS 2, clean start): 0x9B. */
+	fd3 = raw_connect(&broker);
+	send_bytes(fd3, pkt, connect_bytes(0x16, will, sizeof(will), pkt));
+	ck_assert_int_ge(raw_recv_packet(fd3, buf, sizeof(buf), WAIT_MS), 4);
+	ck_assert_uint_eq(buf[0], 0x20);
+	ck_assert_uint_eq(buf[3], MQTT_RC_QOS_NOT_SUPPORTED);
+	expect_closed(fd3);
+	close(fd3);
+	/* Will QoS 1 is fine. */
+	expect_connect_accepted(pkt,
+				connect_bytes(0x0E, will, sizeof(will), pkt));
+
+	fd3 = raw_connect(&broker);
+	ck_assert_int_eq(raw_mqtt_connect(fd3, MQTT_V311, "mq-v3"), 0);
+	ck_assert_int_eq(raw_subscribe(fd3, MQTT_V311, 1, "mq/t", 2), 1);
+	{
+		struct mqtt_packet p3 = { .type = MQTT_PUBLISH };
+
+		p3.u.publish.qos = 2;
+		p3.u.publish.packet_id = 3;
+		p3.u.publish.topic.data = (const uint8_t *)"mq/t";
+		p3.u.publish.topic.len = 4;
+		ck_assert_int_eq(raw_send_packet(fd3, &p3, MQTT_V311), 0);
+	}
+	expect_closed(fd3);
+	close(fd3);
+}
+END_TEST
+
+/*
  * [MQTT-3.1.2-14] Will Flag 1, Will Retain 0: the will is published as a
  * non-retained message: a live subscriber gets it with RETAIN 0, a later
  * subscriber gets nothing.
@@ -2201,6 +2270,7 @@ static Suite *conformance_suite(void)
 	tcase_add_test(tc, test_mqtt_3_1_2_18);
 	tcase_add_test(tc, test_mqtt_3_1_2_19);
 	tcase_add_test(tc, test_mqtt_3_1_2_28);
+	tcase_add_test(tc, test_mqtt_3_2_2_9_max_qos);
 	tcase_add_test(tc, test_response_information);
 	tcase_add_test(tc, test_mqtt_3_1_3_3);
 	tcase_add_test(tc, test_mqtt_3_1_3_4);

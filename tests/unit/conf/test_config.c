@@ -71,6 +71,7 @@ static const struct field fields[] = {
 	FLD(max_queued_messages, T_U32),
 	FLD(max_queued_bytes, T_U64),
 	FLD(max_keepalive, T_U16),
+	FLD(max_qos, T_U16),
 	FLD(connect_timeout, T_UNS),
 	FLD(max_topic_length, T_U16),
 	FLD(max_topic_levels, T_U16),
@@ -636,6 +637,11 @@ static const struct row rows[] = {
 	  .rc = -EINVAL,
 	  .err = "unexpected extra argument 'warning' for 'log_type'" },
 
+	/* ---- max_qos */
+	{ .text = "max_qos 1\n", .ints = { { "max_qos", 1 } } },
+	{ .text = "max_qos 3\n", .rc = -EINVAL,
+	  .err = "cicada.conf:1: " },
+
 	/* ---- response information */
 	{ .text = "response_information replies/ for me\n",
 	  .strs = { { "response_information", "replies/ for me" } } },
@@ -965,6 +971,7 @@ START_TEST(test_embedded_defaults)
 	ck_assert_uint_eq(c.max_queued_messages, 1000);
 	ck_assert_uint_eq(c.max_queued_bytes, 0);
 	ck_assert_uint_eq(c.max_keepalive, 65535);
+	ck_assert_uint_eq(c.max_qos, 2);
 	ck_assert_uint_eq(c.connect_timeout, 10);
 	ck_assert_uint_eq(c.max_topic_length, 65535);
 	ck_assert_uint_eq(c.max_topic_levels, 128);
