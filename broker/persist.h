@@ -8,12 +8,13 @@
  * is a no-op when persistence is off.  A change is recorded before any
  * packet that depends on it is written to a connection's output.
  *
- * Output commit (durability strict): a connection's output written while
- * recorded changes are not yet committed is held until they are
- * (persist_hold_seq(), shard_release_held()), so no PUBACK, PUBREC,
- * PUBCOMP, SUBACK or CONNACK, and no PUBLISH of a stored message, leaves
- * the broker before the state it reports is on disk.  With nothing durable
- * going on, nothing waits.
+ * Output commit (durability strict, decisions #10): output that reports
+ * stored state, written while recorded changes are not yet committed, is
+ * held until they are (persist_hold_seq(), shard_release_held()), so no
+ * PUBACK, PUBREC, PUBCOMP, SUBACK, CONNACK, QoS 2 PUBLISH or PUBREL
+ * leaves the broker before the state it reports is on disk.  QoS 0/1
+ * PUBLISHes do not wait (a crash can only cause a QoS 1 duplicate).  With
+ * nothing durable going on, nothing waits.
  */
 #ifndef CICADA_BROKER_PERSIST_H
 #define CICADA_BROKER_PERSIST_H
