@@ -495,6 +495,31 @@ void store_group_end(struct store *st)
 	pthread_mutex_unlock(&st->lock);
 }
 
+/* An op with no bytes of its own, or NULL (out of memory, or failed). */
+static struct op *op_fixed(const struct store *st, enum op_kind kind)
+{
+	static const size_t len[3];
+	static const void *const src[3];
+
+	return store_failed(st) ? NULL : op_new(kind, len, src);
+}
+
+/* An op holding one copied byte string (a client id, a topic). */
+static struct op *op_one(const struct store *st, enum op_kind kind,
+			 const void *p, size_t len)
+{
+	const size_t lens[3] = { len, 0, 0 };
+	const void *const src[3] = { p, NULL, NULL };
+
+	return store_failed(st) ? NULL : op_new(kind, lens, src);
+}
+
+/* op_submit() of those: -EIO rather than -ENOMEM once failed. */
+static int fixed_submit(struct store *st, struct op *op)
+{
+	return !op && store_failed(st) ? -EIO : op_submit(st, op);
+}
+
 int store_msg_put(struct store *st, const struct store_msg *m)
 {
 	const size_t len[3] = { m->topic_len, m->payload_len, m->props_len };
@@ -535,12 +560,7 @@ int store_session_put(struct store *st, const struct store_session *s)
 
 int store_session_del(struct store *st, const char *client_id, size_t len)
 {
-	const size_t lens[3] = { len, 0, 0 };
-	const void *const src[3] = { client_id, NULL, NULL };
-
-	if (store_failed(st))
-		return -EIO;
-	return op_submit(st, op_new(OP_SESSION_DEL, lens, src));
+	return fixed_submit(st, op_one(st, OP_SESSION_DEL, client_id, len));
 }
 
 int store_sub_put(struct store *st, const struct store_sub *sub)
@@ -601,21 +621,6 @@ int store_delivery_put(struct store *st, const struct store_delivery *d)
 	return op_submit(st, op);
 }
 
-/* An op with no bytes of its own, or NULL (out of memory, or failed). */
-static struct op *op_fixed(const struct store *st, enum op_kind kind)
-{
-	static const size_t len[3];
-	static const void *const src[3];
-
-	return store_failed(st) ? NULL : op_new(kind, len, src);
-}
-
-/* op_submit() of an op_fixed(): -EIO rather than -ENOMEM once failed. */
-static int fixed_submit(struct store *st, struct op *op)
-{
-	return !op && store_failed(st) ? -EIO : op_submit(st, op);
-}
-
 int store_msg_drop(struct store *st, uint64_t msg_id)
 {
 	struct op *op;
@@ -670,27 +675,17 @@ int store_retain_put(struct store *st, uint64_t msg_id)
 
 int store_retain_del(struct store *st, const char *topic, size_t len)
 {
-	const size_t lens[3] = { len, 0, 0 };
-	const void *const src[3] = { topic, NULL, NULL };
-
-	if (store_failed(st))
-		return -EIO;
-	return op_submit(st, op_new(OP_RETAIN_DEL, lens, src));
+	return fixed_submit(st, op_one(st, OP_RETAIN_DEL, topic, len));
 }
 
 static int qos2_op(struct store *st, enum op_kind kind,
 		   const char *client_id, size_t len, uint16_t packet_id)
 {
-	const size_t lens[3] = { len, 0, 0 };
-	const void *const src[3] = { client_id, NULL, NULL };
-	struct op *op;
+	struct op *op = op_one(st, kind, client_id, len);
 
-	if (store_failed(st))
-		return -EIO;
-	op = op_new(kind, lens, src);
 	if (op)
 		op->u.packet_id = packet_id;
-	return op_submit(st, op);
+	return fixed_submit(st, op);
 }
 
 int store_qos2_in_put(struct store *st, const char *client_id, size_t len,
