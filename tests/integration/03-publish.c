@@ -59,30 +59,19 @@ static void send_bytes(int fd, const uint8_t *bytes, size_t len)
 	ck_assert_int_eq(raw_send(fd, bytes, len), 0);
 }
 
-/* The next packet is exactly these bytes. */
 static void expect_bytes(int fd, const uint8_t *want, size_t len)
 {
-	uint8_t buf[512];
-	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS);
-
-	ck_assert_int_eq(n, (ssize_t)len);
-	ck_assert_mem_eq(buf, want, len);
+	raw_expect_bytes(fd, want, len, WAIT_MS);
 }
 
-/* The broker closes the connection without sending anything more. */
 static void expect_closed(int fd)
 {
-	uint8_t buf[512];
-
-	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), WAIT_MS), 0);
+	raw_expect_closed(fd, WAIT_MS);
 }
 
-/* Nothing arrives within QUIET_MS and the connection stays open. */
 static void expect_quiet(int fd)
 {
-	uint8_t buf[512];
-
-	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), QUIET_MS), -1);
+	raw_expect_quiet(fd, QUIET_MS);
 }
 
 /*

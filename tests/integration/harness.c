@@ -655,3 +655,27 @@ int broker_kill(struct broker_proc *b)
 	b->pid = 0;
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : 1;
 }
+
+void raw_expect_bytes(int fd, const uint8_t *want, size_t len,
+		      int timeout_ms)
+{
+	uint8_t buf[512];
+	ssize_t n = raw_recv_packet(fd, buf, sizeof(buf), timeout_ms);
+
+	ck_assert_int_eq(n, (ssize_t)len);
+	ck_assert_mem_eq(buf, want, len);
+}
+
+void raw_expect_closed(int fd, int timeout_ms)
+{
+	uint8_t buf[512];
+
+	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), timeout_ms), 0);
+}
+
+void raw_expect_quiet(int fd, int quiet_ms)
+{
+	uint8_t buf[512];
+
+	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), quiet_ms), -1);
+}

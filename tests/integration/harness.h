@@ -106,6 +106,15 @@ int raw_subscribe(int fd, uint8_t version, uint16_t packet_id,
 /* Send PUBACK, PUBREC, PUBREL or PUBCOMP (reason 0); 0 or -1. */
 int raw_send_ack(int fd, uint8_t version, uint8_t type, uint16_t packet_id);
 
+/* Check assertions on a raw connection. */
+/* The next packet (within timeout_ms) is exactly these bytes. */
+void raw_expect_bytes(int fd, const uint8_t *want, size_t len,
+		      int timeout_ms);
+/* The broker closes the connection without sending anything more. */
+void raw_expect_closed(int fd, int timeout_ms);
+/* Nothing arrives within quiet_ms and the connection stays open. */
+void raw_expect_quiet(int fd, int quiet_ms);
+
 /*
  * Paho synchronous client connected to b with protocol level 4 or 5.
  * clean: Clean Session (3.1.1) / Clean Start (5.0); session_expiry: 5.0
