@@ -351,6 +351,16 @@ int main(int argc, char **argv)
 	if (!cfg.persistence)
 		log_at(LOGL_NOTICE, "persistence false: sessions, queued and "
 		       "retained messages are kept in memory only");
+	/*
+	 * Before the listeners: once clients can connect, a SIGTERM must
+	 * find its handler, not kill the broker (it is run by ev_run()).
+	 */
+	ev_signal_init(&rt.sigint, stop_cb, SIGINT);
+	ev_signal_init(&rt.sigterm, stop_cb, SIGTERM);
+	ev_signal_init(&rt.sighup, reload_cb, SIGHUP);
+	ev_signal_start(loop, &rt.sigint);
+	ev_signal_start(loop, &rt.sigterm);
+	ev_signal_start(loop, &rt.sighup);
 	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
 		goto err_persist;
 	if (cfg.pid_file) {
@@ -359,12 +369,6 @@ int main(int argc, char **argv)
 			goto err_listeners;
 	}
 
-	ev_signal_init(&rt.sigint, stop_cb, SIGINT);
-	ev_signal_init(&rt.sigterm, stop_cb, SIGTERM);
-	ev_signal_init(&rt.sighup, reload_cb, SIGHUP);
-	ev_signal_start(loop, &rt.sigint);
-	ev_signal_start(loop, &rt.sigterm);
-	ev_signal_start(loop, &rt.sighup);
 	config_free(&cfg);
 
 	ev_run(loop, 0);
