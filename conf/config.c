@@ -46,7 +46,8 @@ enum {
 	MIN_CLIENT_ID_LENGTH = 23,
 	/* mosquitto refuses less: a CONNECT alone may need that much. */
 	MIN_PACKET_SIZE = 20,
-	MAX_SHARDS = 1024,
+	/* shards: 0 (online CPUs, resolved by the broker) or 1..MAX_SHARDS. */
+	MAX_SHARDS = 64,
 	MAX_SECONDS = 86400,
 };
 
@@ -893,7 +894,10 @@ static const struct option_desc options[] = {
 	{ .name = "server_reference", .parse = parse_mqtt_string,
 	  .scope = SC_GLOBAL | SC_LISTENER, .goff = G(server_reference),
 	  .loff = L(server_reference), .type = FT_STRING },
-	OPT_INT(shards, FT_UNSIGNED, 0, MAX_SHARDS),
+	/* Read at start only: a SIGHUP does not change it. */
+	{ .name = "shards", .parse = parse_int, .scope = SC_GLOBAL,
+	  .goff = G(shards), .type = FT_UNSIGNED, .min = 1,
+	  .max = MAX_SHARDS, .has_special = true, .special = 0 },
 	{ .name = "socket_domain", .parse = parse_keyword,
 	  .scope = SC_LISTENER, .loff = L(socket_domain), .type = FT_INT,
 	  .words = socket_domain_words },

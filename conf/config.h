@@ -176,7 +176,12 @@ struct config {
 	unsigned autosave_interval;	/* seconds; durability batch only */
 	enum config_durability durability;
 
-	unsigned shards;		/* loop threads; 0: online CPUs */
+	/*
+	 * Shard threads, each one libev loop: 1..64, or 0 (the default)
+	 * for the number of online CPUs, which the broker resolves.  Read
+	 * at start only: a SIGHUP does not change it.
+	 */
+	unsigned shards;
 
 	struct config_listener *listeners;
 	size_t listener_count;
