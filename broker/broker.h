@@ -7,6 +7,8 @@
 #ifndef CICADA_BROKER_BROKER_H
 #define CICADA_BROKER_BROKER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@ struct persist;
 struct retain;
 struct session;
 struct shard;
+struct share_registry;
 
 /* Limits and switches the core consults; filled from struct config. */
 struct broker_limits {
@@ -35,11 +38,9 @@ struct broker_limits {
 	size_t max_client_id_length;
 };
 
-/* Counters; with shards they become per-shard and summed on read. */
+/* Counters: each shard counts its own; $SYS sums them (broker/sys.h). */
 struct broker_stats {
 	uint64_t clients_total; /* connections accepted */
-	uint64_t clients_connected;
-	uint64_t clients_maximum;
 	uint64_t msgs_received;
 	uint64_t msgs_sent;
 	uint64_t publish_dropped;
@@ -49,18 +50,40 @@ struct broker_stats {
 };
 
 struct broker {
+	/* Written only while every other shard is paused (shard_pause_all). */
 	struct broker_limits limits;
-	struct broker_stats stats;
 	struct retain *retain;
+	/* Retained store: written on publish, read on subscribe and $SYS. */
+	pthread_rwlock_t retain_lock;
 	struct persist *persist; /* NULL: memory only */
-	struct shard *shard; /* one for now */
-	/* Session registry: client id -> session, chained hash. */
-	struct session **sessions;
-	size_t session_buckets;
-	size_t session_count;
+	struct shard *shards; /* shard_count; shards[0] runs on the main thread */
+	unsigned shard_count;
+	/* Connections on every shard, for max_connections. */
+	atomic_long conn_total;
+	/* Clients past CONNACK, and the most there have been, for $SYS. */
+	atomic_long clients_connected;
+	atomic_long clients_maximum;
+	/* $share groups and the shards that have members (broker/share.h). */
+	struct share_registry *shares;
 	double start_time; /* monotonic seconds */
-	uint64_t next_client_number; /* for assigned client ids */
+	atomic_uint_fast64_t next_client_number; /* for assigned client ids */
 	char *response_information; /* NULL: none (cicada.conf(5)) */
+	/* Stop-the-world for SIGHUP (shard_pause_all / shard_resume_all). */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_wanted;
+	unsigned paused;
 };
+
+/* A client got its CONNACK: count it and raise the maximum. */
+static inline void broker_client_connected(struct broker *b)
+{
+	long n = atomic_fetch_add(&b->clients_connected, 1) + 1;
+	long max = atomic_load(&b->clients_maximum);
+
+	while (n > max &&
+	       !atomic_compare_exchange_weak(&b->clients_maximum, &max, n))
+		;
+}
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,6 +96,8 @@ struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer)
 		sh->conns->prev = c;
 	sh->conns = c;
 	sh->conn_count++;
+	atomic_fetch_add_explicit(&sh->broker->conn_total, 1,
+				  memory_order_relaxed);
 	return c;
 }
 
@@ -397,7 +400,7 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		return false;
 	/* [MQTT-3.1.2-25]: never send a client more than it accepts. */
 	if (c->max_packet_out && hdr + msg->payload_len > c->max_packet_out) {
-		c->shard->broker->stats.publish_dropped++;
+		c->shard->stats.publish_dropped++;
 		return false;
 	}
 	if (!out_reserve(c, hdr + msg->payload_len)) {
@@ -415,7 +418,7 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 	c->out_len += msg->payload_len; /* out_reserve() checked the sum */
 	if (qos == 2)
 		conn_depends_on_storage(c);
-	c->shard->broker->stats.msgs_sent++;
+	c->shard->stats.msgs_sent++;
 	shard_want_flush(c->shard, c);
 	return true;
 }
@@ -434,8 +437,45 @@ static void want_write(struct conn *c, bool on)
 	ev_io_start(c->shard->loop, &c->io);
 }
 
+void conn_wait_confirm(struct conn *c, struct msg *msg)
+{
+	msg_unref(c->wait_msg);
+	c->wait_msg = msg_ref(msg);
+}
+
+/*
+ * Whether the other shards confirmed c->wait_msg; their storage sequence
+ * number then joins hold_seq.  false when c was closed instead.
+ */
+static bool remote_confirmed(struct conn *c)
+{
+	struct msg *m = c->wait_msg;
+	uint64_t seq;
+
+	if (atomic_load(&m->remote_pending)) {
+		if (c->state != CONN_CLOSING)
+			shard_hold(c->shard, c);
+		return false;
+	}
+	seq = atomic_load(&m->remote_seq);
+	if (seq > c->hold_seq)
+		c->hold_seq = seq;
+	c->wait_msg = NULL;
+	if (atomic_load(&m->remote_refused)) {
+		msg_unref(m);
+		c->out_off = c->out_len = 0;
+		c->hold_seq = 0;
+		conn_close(c, -1, "persistence failed before its state was saved");
+		return false;
+	}
+	msg_unref(m);
+	return true;
+}
+
 void conn_flush(struct conn *c)
 {
+	if (c->wait_msg && !remote_confirmed(c))
+		return;
 	if (c->hold_seq) {
 		if (!persist_is_committed(c->shard->broker, c->hold_seq)) {
 			/* A closing connection's output is dropped instead. */
@@ -451,7 +491,7 @@ void conn_flush(struct conn *c)
 
 		if (n > 0) {
 			c->out_off += (uint32_t)n;
-			c->shard->broker->stats.bytes_sent += (uint64_t)n;
+			c->shard->stats.bytes_sent += (uint64_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -548,7 +588,7 @@ static void conn_close_explained(struct conn *c, int reason, const char *why,
 		conn_send(c, &pkt);
 	}
 	if (c->state == CONN_ACTIVE) {
-		sh->broker->stats.clients_connected--;
+		atomic_fetch_sub(&sh->broker->clients_connected, 1);
 		conn_log(LOGL_NOTICE, c, "disconnected: %s", why);
 	} else {
 		conn_log(LOGL_INFO, c, "closed before CONNECT: %s", why);
@@ -589,8 +629,11 @@ int conn_why(struct conn *c, int rc, const char *fmt, ...)
 
 void conn_free(struct conn *c)
 {
+	atomic_fetch_sub_explicit(&c->shard->broker->conn_total, 1,
+				  memory_order_relaxed);
 	if (c->listener)
-		c->listener->conn_count--;
+		atomic_fetch_sub_explicit(&c->listener->conn_count, 1,
+					  memory_order_relaxed);
 	if (c->topic_aliases) {
 		for (size_t i = 0; i <= c->topic_alias_max_in; i++)
 			free(c->topic_aliases[i]);
@@ -600,7 +643,9 @@ void conn_free(struct conn *c)
 	}
 	if (c->will)
 		msg_unref(c->will);
-	close(c->fd);
+	msg_unref(c->wait_msg);
+	if (c->fd >= 0)
+		close(c->fd);
 	auth_conn_free(c->auth);
 	if (!c->client_id_borrowed)
 		free(c->client_id);
@@ -633,7 +678,7 @@ static void conn_protocol_error(struct conn *c, int err, const char *what)
 	if (err > 0 && conn_last_why.c == c)
 		explain = what = conn_last_why.text;
 	conn_last_why.c = NULL;
-	c->shard->broker->stats.malformed += reason == MQTT_RC_MALFORMED_PACKET;
+	c->shard->stats.malformed += reason == MQTT_RC_MALFORMED_PACKET;
 	snprintf(why, sizeof(why), "%s (%s)",
 		 err < 0 ? mqtt_err_str(err) : what, mqtt_rc_str(reason));
 	conn_close_explained(c, reason, why, explain);
@@ -713,7 +758,7 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 		}
 		rc = mqtt_decode(buf, len, MQTT_V5, &pkt);
 		if (rc < 0) {
-			c->shard->broker->stats.malformed++;
+			c->shard->stats.malformed++;
 			conn_refuse_connect(c, rc, &pkt.u.connect);
 			return;
 		}
@@ -735,6 +780,77 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 	rc = conn_dispatch(c, &pkt);
 	if (rc > 0)
 		conn_protocol_error(c, rc, mqtt_rc_str((uint8_t)rc));
+}
+
+/*
+ * The first packet, when it is a CONNECT whose client id belongs to
+ * another shard: the connection moves there with everything read from the
+ * CONNECT on (n bytes at buf), and this shard forgets it without closing
+ * the socket.  true when it moved.  A CONNECT that does not decode, or has
+ * no client id, stays: it is refused, or gets an id of this shard.
+ */
+static bool hand_over(struct conn *c, const uint8_t *buf, size_t plen,
+		      size_t n)
+{
+	struct shard *sh = c->shard;
+	struct mqtt_packet pkt;
+	struct conn_handoff *h;
+	unsigned to;
+
+	if ((buf[0] >> 4) != MQTT_CONNECT ||
+	    mqtt_decode(buf, plen, MQTT_V5, &pkt) < 0 ||
+	    pkt.u.connect.client_id.len == 0)
+		return false;
+	to = shard_of_client(sh->broker,
+			     (const char *)pkt.u.connect.client_id.data,
+			     pkt.u.connect.client_id.len);
+	if (to == sh->index)
+		return false;
+	h = malloc(sizeof(*h) + n);
+	if (!h) {
+		conn_close(c, -1, "out of memory");
+		return true;
+	}
+	h->fd = c->fd;
+	h->listener = c->listener;
+	h->accepted_at = c->last_activity;
+	h->peer_family = c->peer_family;
+	h->peer_port = c->peer_port;
+	memcpy(h->peer_addr, c->peer_addr, sizeof(h->peer_addr));
+	h->len = (uint32_t)n;
+	memcpy(h->bytes, buf, n);
+	/* Still counted while it moves (max_connections). */
+	h->broker = sh->broker;
+	atomic_fetch_add_explicit(&sh->broker->conn_total, 1,
+				  memory_order_relaxed);
+	if (c->listener)
+		atomic_fetch_add_explicit(&c->listener->conn_count, 1,
+					  memory_order_relaxed);
+	/* Gone from here: no log, no will, the socket stays open. */
+	c->state = CONN_CLOSING;
+	/*
+	 * libev takes a stopped descriptor out of epoll lazily: the first
+	 * event the socket gets after this wakes this shard once, and libev
+	 * then removes it (by number, on this shard's own epoll set, so a
+	 * reused number is no trouble; its generation count sees to that).
+	 */
+	ev_io_stop(sh->loop, &c->io);
+	c->fd = -1;
+	shard_forget(sh, c);
+	shard_post(sh, to, &(struct inbox_item){ .kind = SHARD_POST_CONN,
+						 .ptr = h });
+	return true;
+}
+
+void conn_handoff_drop(struct conn_handoff *h)
+{
+	if (h->listener)
+		atomic_fetch_sub_explicit(&h->listener->conn_count, 1,
+					  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&h->broker->conn_total, 1,
+				  memory_order_relaxed);
+	close(h->fd);
+	free(h);
 }
 
 /*
@@ -761,6 +877,9 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 				conn_protocol_error(c, rc, NULL);
 			break;
 		}
+		if (c->state == CONN_NEW && c->shard->broker->shard_count > 1 &&
+		    hand_over(c, buf + off, plen, len - off))
+			return len;
 		conn_handle_packet(c, buf + off, plen);
 		off += plen;
 	}
@@ -813,7 +932,7 @@ static bool conn_recv(struct conn *c, uint8_t *buf, size_t room, size_t *got)
 		return false;
 	}
 	*got = (size_t)n;
-	c->shard->broker->stats.bytes_received += (uint64_t)n;
+	c->shard->stats.bytes_received += (uint64_t)n;
 	/*
 	 * Keep alive counts from the last packet; connect_timeout from accept,
 	 * so a client dripping bytes of a CONNECT cannot hold a slot forever.
@@ -874,6 +993,40 @@ static void conn_read_ready(struct conn *c)
 	}
 	memcpy(c->in, sh->rbuf + used, got - used);
 	c->in_len = (uint32_t)(got - used);
+}
+
+void conn_adopt(struct shard *sh, struct conn_handoff *h)
+{
+	struct conn *c = conn_new(sh, h->fd, NULL);
+	size_t used;
+
+	/* conn_new counted it again; the handoff still held its count. */
+	atomic_fetch_sub_explicit(&sh->broker->conn_total, 1,
+				  memory_order_relaxed);
+	if (!c) {
+		if (h->listener)
+			atomic_fetch_sub_explicit(&h->listener->conn_count, 1,
+						  memory_order_relaxed);
+		free(h);
+		return;
+	}
+	c->listener = h->listener;
+	c->peer_family = h->peer_family;
+	c->peer_port = h->peer_port;
+	memcpy(c->peer_addr, h->peer_addr, sizeof(c->peer_addr));
+	/* connect_timeout still counts from the accept. */
+	c->last_activity = h->accepted_at;
+	shard_watch_timeout(sh, c);
+	used = conn_process(c, h->bytes, h->len);
+	if (c->state != CONN_CLOSING && used < h->len) {
+		if (in_reserve(c, h->len - used)) {
+			memcpy(c->in, h->bytes + used, h->len - used);
+			c->in_len = (uint32_t)(h->len - used);
+		} else {
+			conn_close(c, -1, "out of memory");
+		}
+	}
+	free(h);
 }
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)

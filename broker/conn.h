@@ -16,6 +16,7 @@
 #include "protocol/mqtt.h"
 
 struct auth_conn;
+struct broker;
 struct conn_alias;
 struct listener;
 struct sockaddr;
@@ -77,6 +78,11 @@ struct conn {
 	 */
 	uint64_t hold_seq;
 	struct conn *held_next;
+	/*
+	 * And not before the other shards confirmed the deliveries of this
+	 * message, the latest one published here that needs it (route.h).
+	 */
+	struct msg *wait_msg;
 
 	/* Keep alive and connect timeout, checked by the shard's wheel. */
 	double last_activity;
@@ -103,6 +109,28 @@ struct conn {
 };
 
 
+/*
+ * A connection on its way to the shard of its client id, taken after its
+ * CONNECT (see hand_over() in conn.c): the socket, where it came from, and
+ * every byte read from the CONNECT on.
+ */
+struct conn_handoff {
+	struct broker *broker;
+	struct listener *listener;
+	int fd;
+	double accepted_at; /* connect_timeout counts from here */
+	uint8_t peer_family;
+	uint16_t peer_port;
+	uint8_t peer_addr[16];
+	uint32_t len;
+	uint8_t bytes[];
+};
+
+/* On the shard it was posted to: the connection goes on here. */
+void conn_adopt(struct shard *sh, struct conn_handoff *h);
+/* Nobody takes it (shutdown): close the socket and free. */
+void conn_handoff_drop(struct conn_handoff *h);
+
 /* Accepted socket -> connection on the shard; NULL on failure (fd closed). */
 struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer);
 /* "address:port" of the peer ("[v6]:port"), written into buf. */
@@ -118,6 +146,8 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		       bool retain, bool dup, uint16_t packet_id,
 		       const uint32_t *sub_ids, uint8_t sub_id_count);
+/* The output written from now on waits for route_confirm() of msg. */
+void conn_wait_confirm(struct conn *c, struct msg *msg);
 /* Make c->topic_aliases if need be; false when out of memory. */
 bool conn_alias_tables(struct conn *c);
 

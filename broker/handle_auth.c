@@ -205,7 +205,7 @@ void handle_auth_pending(struct conn *c, const uint8_t *buf, size_t len)
 
 	rc = mqtt_decode(buf, len, MQTT_V5, &pkt);
 	if (rc < 0) {
-		c->shard->broker->stats.malformed +=
+		c->shard->stats.malformed +=
 			mqtt_err_reason(rc) == MQTT_RC_MALFORMED_PACKET;
 		refuse(c, mqtt_err_reason(rc), mqtt_err_str(rc));
 		return;

@@ -95,8 +95,8 @@ static struct session *attach_session(struct conn *c,
 				      const struct mqtt_connect *p,
 				      bool *present)
 {
-	struct broker *b = c->shard->broker;
-	struct session *s = session_find(b, c->client_id, strlen(c->client_id));
+	struct session *s = session_find(c->shard, c->client_id,
+					 strlen(c->client_id));
 
 	*present = false;
 	if (s && s->conn) {
@@ -119,7 +119,7 @@ static struct session *attach_session(struct conn *c,
 		*present = true;
 		session_cancel_will(s);
 	} else {
-		s = session_new(b, c->client_id, strlen(c->client_id));
+		s = session_new(c->shard, c->client_id, strlen(c->client_id));
 		if (!s)
 			return NULL;
 	}
@@ -211,8 +211,10 @@ int handle_connect(struct conn *c, const struct mqtt_connect *p,
 		 */
 		do
 			len = snprintf(id, sizeof(id), "cicada-%016" PRIx64,
-				       ++b->next_client_number);
-		while (session_find(b, id, (size_t)len));
+				       (uint64_t)atomic_fetch_add(
+					       &b->next_client_number, 1) + 1);
+		while (shard_of_client(b, id, (size_t)len) != c->shard->index ||
+		       session_find(c->shard, id, (size_t)len));
 		c->client_id = strdup(id);
 	} else {
 		c->client_id = strndup((const char *)p->client_id.data,
@@ -291,9 +293,7 @@ int handle_connect_accept(struct conn *c, const struct mqtt_connect *p,
 	shard_watch_timeout(c->shard, c);
 
 	c->state = CONN_ACTIVE;
-	b->stats.clients_connected++;
-	if (b->stats.clients_connected > b->stats.clients_maximum)
-		b->stats.clients_maximum = b->stats.clients_connected;
+	broker_client_connected(b);
 	ack.u.connack.session_present = present;
 	if (p->protocol_level == MQTT_V5)
 		fill_connack_props(c, p, assigned, keep_alive,

@@ -176,7 +176,7 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 					p->topic.len))
 		return conn_why(c, MQTT_RC_TOPIC_NAME_INVALID,
 				"topic name above max_topic_length or max_topic_levels");
-	b->stats.msgs_received++;
+	sh->stats.msgs_received++;
 	if (p->retain && !b->limits.retain_available) /* [MQTT-3.3.1-8] */
 		return conn_why(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
 				"retain is not available");
@@ -207,7 +207,7 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	msg = msg_from_publish(sh, &p->topic, &p->payload, &p->props, p->qos,
 			       p->retain, s);
 	if (!msg) {
-		b->stats.publish_dropped++;
+		sh->stats.publish_dropped++;
 		if (p->qos == 0)
 			return 0;
 		return send_ack_why(c, ack, p->packet_id,
@@ -221,6 +221,16 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	 * that knows the message knows the id (no second copy).
 	 */
 	persist_group_begin(b);
+	if (p->qos && b->shard_count > 1 && persist_is_strict(b)) {
+		/* Acknowledged once every shard has recorded its part. */
+		msg->confirm_from = (uint8_t)(sh->index + 1);
+		if (p->qos == 2) {
+			/* Closed by the last shard (route_confirm()). */
+			msg->confirm_group = true;
+			persist_group_begin(b);
+		}
+		conn_wait_confirm(c, msg);
+	}
 	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	msg_unref(msg);
 	qos2_failed = p->qos == 2 && session_qos2_add(s, p->packet_id) < 0;

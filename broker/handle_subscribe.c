@@ -94,11 +94,11 @@ static uint8_t subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 					       MQTT_RC_UNSPECIFIED_ERROR;
 	*why = "out of memory";
 	shared = topic_share_parse(f, e->filter.len, NULL, NULL, NULL, NULL);
-	if (subtree_add(sh->subs, f, e->filter.len, c->session, &opts,
-			&replaced) < 0)
+	if (shard_sub_add(sh, f, e->filter.len, c->session, &opts,
+			  &replaced) < 0)
 		return MQTT_RC_UNSPECIFIED_ERROR;
 	if (session_add_sub(c->session, f, e->filter.len, &opts) < 0) {
-		subtree_remove(sh->subs, f, e->filter.len, c->session);
+		shard_sub_remove(sh, f, e->filter.len, c->session);
 		return MQTT_RC_UNSPECIFIED_ERROR;
 	}
 	/* 5.0 section 3.3.1.3: retained messages go to new non-shared ones only. */
@@ -153,11 +153,16 @@ int handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 					    e.qos < max_qos ? e.qos : max_qos,
 					    sub_id };
 
-		if (want[i++])
-			retain_match(c->shard->broker->retain,
-				     (const char *)e.filter.data, e.filter.len,
-				     shard_now_ms(c->shard), send_retained_cb,
-				     &ctx);
+		struct broker *b = c->shard->broker;
+
+		if (!want[i++])
+			continue;
+		/* Exclusive: the match drops expired entries on its way. */
+		pthread_rwlock_wrlock(&b->retain_lock);
+		retain_match(b->retain, (const char *)e.filter.data,
+			     e.filter.len, shard_now_ms(c->shard),
+			     send_retained_cb, &ctx);
+		pthread_rwlock_unlock(&b->retain_lock);
 	}
 	if (reasons != small) {
 		free(reasons);
@@ -189,7 +194,7 @@ int handle_unsubscribe(struct conn *c, const struct mqtt_subscribe *p)
 		if (group)
 			session_forget_group(c->session, group);
 		if (held)
-			subtree_remove(c->shard->subs, s, f.len, c->session);
+			shard_sub_remove(c->shard, s, f.len, c->session);
 		reasons[i++] = held ? MQTT_RC_SUCCESS :
 				      MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 		if (!held && !missing++)

@@ -51,26 +51,28 @@ static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 
 static void resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct listener *l = container_of(w, struct listener, pause);
+	struct listener_socket *ls = container_of(w, struct listener_socket,
+						  pause);
 
 	(void)revents;
-	ev_io_start(loop, &l->io);
+	ev_io_start(loop, &ls->io);
 }
 
 static bool over_limit(struct listener *l)
 {
-	struct shard *sh = l->shard;
-	long global = sh->broker->limits.max_connections;
+	long global = l->broker->limits.max_connections;
 
-	if (global >= 0 && (long)sh->conn_count >= global)
+	if (global >= 0 && atomic_load(&l->broker->conn_total) >= global)
 		return true;
 	return l->max_connections >= 0 &&
-	       (long)l->conn_count >= l->max_connections;
+	       (long)atomic_load(&l->conn_count) >= l->max_connections;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct listener *l = container_of(w, struct listener, io);
+	struct listener_socket *ls = container_of(w, struct listener_socket,
+						  io);
+	struct listener *l = ls->listener;
 	struct sockaddr_storage ss;
 	char peer[64];
 	int one = 1;
@@ -78,7 +80,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		socklen_t sl = sizeof(ss);
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+		int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
@@ -87,18 +89,26 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 				continue;
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
-				if (!l->warned_fds)
+				/*
+				 * Once while any socket of the listener is
+				 * short of descriptors, not once per shard.
+				 */
+				if (!ls->warned_fds &&
+				    atomic_fetch_add(&l->short_of_fds, 1) == 0)
 					log_at(LOGL_ERROR,
 					       "%s: cannot accept: %s; pausing accepts for 1 s",
 					       l->name, strerror(errno));
-				l->warned_fds = true;
-				ev_io_stop(loop, &l->io);
-				ev_timer_set(&l->pause, 1.0, 0.0);
-				ev_timer_start(loop, &l->pause);
+				ls->warned_fds = true;
+				ev_io_stop(loop, &ls->io);
+				ev_timer_set(&ls->pause, 1.0, 0.0);
+				ev_timer_start(loop, &ls->pause);
 			}
 			return; /* EAGAIN: drained */
 		}
-		l->warned_fds = false;
+		if (ls->warned_fds) {
+			ls->warned_fds = false;
+			atomic_fetch_sub(&l->short_of_fds, 1);
+		}
 		format_addr((struct sockaddr *)&ss, peer, sizeof(peer));
 		if (over_limit(l)) {
 			log_at(LOGL_NOTICE, "%s: refused %s: max_connections reached",
@@ -107,42 +117,99 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = conn_new(l->shard, fd, (struct sockaddr *)&ss);
+		c = conn_new(ls->shard, fd, (struct sockaddr *)&ss);
 		if (!c)
 			continue;
 		c->listener = l;
-		l->conn_count++;
-		l->shard->broker->stats.clients_total++;
+		atomic_fetch_add_explicit(&l->conn_count, 1,
+					  memory_order_relaxed);
+		ls->shard->stats.clients_total++;
 		log_at(LOGL_DEBUG, "%s: new connection from %s", l->name, peer);
 	}
 }
 
-static int open_one(struct shard *sh, const struct config_listener *cl,
+/* A socket bound (and listening) on ai; -1 with errno set. */
+static int bind_socket(const struct addrinfo *ai, bool reuseport,
+		       bool do_listen)
+{
+	int one = 1, fd, saved;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto err;
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		goto err;
+	/* The probe only binds: it must not take connections it drops. */
+	if (do_listen && listen(fd, 1024) < 0)
+		goto err;
+	return fd;
+err:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static void free_listener(struct listener *l)
+{
+	for (unsigned i = 0; i < l->socket_count; i++)
+		if (l->sockets[i].fd >= 0)
+			close(l->sockets[i].fd);
+	free(l->sockets);
+	auth_db_unref(l->passwd);
+	free(l->bind_address);
+	free(l->server_reference);
+	free(l);
+}
+
+static int open_one(struct broker *b, const struct config_listener *cl,
 		    struct auth_db *db, const struct addrinfo *ai,
 		    struct listener **list)
 {
 	struct listener *l = calloc(1, sizeof(*l));
-	int one = 1;
+	bool shared = b->shard_count > 1;
 
 	if (!l)
 		return -1;
 	format_addr(ai->ai_addr, l->name, sizeof(l->name));
-	l->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		       SOCK_CLOEXEC, ai->ai_protocol);
-	if (l->fd < 0)
+	l->broker = b;
+	l->sockets = calloc(b->shard_count, sizeof(*l->sockets));
+	if (!l->sockets)
 		goto err;
+	for (unsigned i = 0; i < b->shard_count; i++)
+		l->sockets[i].fd = -1;
+	l->socket_count = b->shard_count;
 	/*
-	 * No SO_REUSEPORT yet: with it a second cicada (or anything of the
-	 * same user) could bind the same port and silently take half the
-	 * clients.  Shards will need it; see docs/decisions.md.
+	 * SO_REUSEPORT lets a second cicada (or anything of the same user)
+	 * bind the port too and silently take part of the clients.  So the
+	 * port must first be free for a socket without it (decisions #9);
+	 * only then do the shards' sockets share it.
 	 */
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ai->ai_family == AF_INET6)
-		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(l->fd, 1024) < 0)
-		goto err;
-	l->shard = sh;
+	if (shared) {
+		int probe = bind_socket(ai, false, false);
+
+		if (probe < 0)
+			goto err;
+		close(probe);
+	}
+	for (unsigned i = 0; i < b->shard_count; i++) {
+		struct listener_socket *ls = &l->sockets[i];
+
+		ls->fd = bind_socket(ai, shared, true);
+		if (ls->fd < 0)
+			goto err;
+		ls->listener = l;
+		ls->shard = &b->shards[i];
+		ev_io_init(&ls->io, accept_cb, ls->fd, EV_READ);
+		ev_timer_init(&ls->pause, resume_cb, 1.0, 0.0);
+	}
 	l->allow_anonymous = cl->allow_anonymous == 1;
 	l->passwd = db ? auth_db_ref(db) : NULL;
 	l->max_connections = cl->max_connections;
@@ -154,21 +221,20 @@ static int open_one(struct shard *sh, const struct config_listener *cl,
 	    (cl->server_reference && *cl->server_reference &&
 	     !(l->server_reference = strdup(cl->server_reference))))
 		goto err;
-	ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-	ev_timer_init(&l->pause, resume_cb, 1.0, 0.0);
-	ev_io_start(sh->loop, &l->io);
+	/* Threads do not run yet: every loop may be touched from here. */
+	for (unsigned i = 0; i < l->socket_count; i++)
+		ev_io_start(b->shards[i].loop, &l->sockets[i].io);
 	l->next = *list;
 	*list = l;
-	log_at(LOGL_NOTICE, "listening on %s (MQTT)", l->name);
+	if (shared)
+		log_at(LOGL_NOTICE, "listening on %s (MQTT, %u shards)",
+		       l->name, b->shard_count);
+	else
+		log_at(LOGL_NOTICE, "listening on %s (MQTT)", l->name);
 	return 0;
 err:
 	log_at(LOGL_ERROR, "cannot listen on %s: %s", l->name, strerror(errno));
-	if (l->fd >= 0)
-		close(l->fd);
-	auth_db_unref(l->passwd);
-	free(l->bind_address);
-	free(l->server_reference);
-	free(l);
+	free_listener(l);
 	return -1;
 }
 
@@ -186,7 +252,7 @@ static struct auth_db *passwd_for(struct listener *list, const char *path)
 	return auth_db_load(path);
 }
 
-int listener_open_all(struct shard *sh, const struct config *cfg,
+int listener_open_all(struct broker *b, const struct config *cfg,
 		      struct listener **out)
 {
 	struct listener *list = NULL;
@@ -219,7 +285,7 @@ int listener_open_all(struct shard *sh, const struct config *cfg,
 			goto err;
 		}
 		for (ai = res; ai; ai = ai->ai_next) {
-			if (open_one(sh, cl, db, ai, &list) == 0) {
+			if (open_one(b, cl, db, ai, &list) == 0) {
 				opened++;
 			} else if (cl->bind_address || ai->ai_family == AF_INET) {
 				freeaddrinfo(res);
@@ -237,7 +303,7 @@ int listener_open_all(struct shard *sh, const struct config *cfg,
 	return 0;
 err:
 	auth_db_unref(db);
-	listener_close_all(sh, list);
+	listener_close_all(list);
 	return -1;
 }
 
@@ -260,9 +326,11 @@ static bool passwd_seen_before(struct listener *list, struct listener *l)
  */
 static void kick_removed_users(struct listener *l)
 {
+	struct broker *b = l->broker;
 	struct conn *c, *next;
 
-	for (c = l->shard->conns; c; c = next) {
+	for (unsigned i = 0; i < b->shard_count; i++)
+	for (c = b->shards[i].conns; c; c = next) {
 		char why[160];
 
 		next = c->next;
@@ -305,18 +373,30 @@ int listener_reload_passwd(struct listener *list)
 	return rc;
 }
 
-void listener_close_all(struct shard *sh, struct listener *list)
+void listener_stop_shard(struct listener *list, struct shard *sh)
+{
+	for (; list; list = list->next) {
+		struct listener_socket *ls = &list->sockets[sh->index];
+
+		ev_io_stop(sh->loop, &ls->io);
+		ev_timer_stop(sh->loop, &ls->pause);
+	}
+}
+
+void listener_close_all(struct listener *list)
 {
 	struct listener *next;
 
 	for (; list; list = next) {
 		next = list->next;
-		ev_io_stop(sh->loop, &list->io);
-		ev_timer_stop(sh->loop, &list->pause);
-		auth_db_unref(list->passwd);
-		close(list->fd);
-		free(list->bind_address);
-		free(list->server_reference);
-		free(list);
+		for (unsigned i = 0; i < list->socket_count; i++) {
+			struct listener_socket *ls = &list->sockets[i];
+
+			if (ls->shard) {
+				ev_io_stop(ls->shard->loop, &ls->io);
+				ev_timer_stop(ls->shard->loop, &ls->pause);
+			}
+		}
+		free_listener(list);
 	}
 }

@@ -1,7 +1,7 @@
 /*
  * cicada(8): the broker's entry point.  Parses the command line, loads the
  * configuration (file on top of the embedded defaults), opens the
- * listeners and runs the shard's loop until SIGINT or SIGTERM; SIGHUP
+ * listeners and runs the shards' loops until SIGINT or SIGTERM; SIGHUP
  * reloads the values that can change while running.
  *
  * Exit status: 0 on success (--help, --version), 1 when the broker cannot
@@ -31,6 +31,7 @@
 #include "broker/retain.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "conf/config.h"
 #include "protocol/mqtt.h"
 
@@ -248,7 +249,6 @@ static int write_pid_file(const char *path)
 
 struct runtime {
 	struct broker broker;
-	struct shard shard;
 	struct listener *listeners;
 	const struct options *opt;
 	ev_signal sigint, sigterm, sighup;
@@ -262,19 +262,13 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct runtime *rt = w->signum == SIGINT ?
 		container_of(w, struct runtime, sigint) :
 		container_of(w, struct runtime, sigterm);
-	struct conn *c, *next;
 
+	(void)loop;
 	(void)revents;
 	log_at(LOGL_NOTICE, "%s received, shutting down",
 	       w->signum == SIGINT ? "SIGINT" : "SIGTERM");
-	for (c = rt->shard.conns; c; c = next) {
-		next = c->next;
-		c->listener = NULL; /* freed below, before the connection */
-		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker shutting down");
-	}
-	listener_close_all(&rt->shard, rt->listeners);
-	rt->listeners = NULL;
-	ev_break(loop, EVBREAK_ALL);
+	/* Each shard closes its connections and leaves its loop. */
+	shard_stop_all(&rt->broker);
 }
 
 static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -290,13 +284,82 @@ static void reload_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		log_at(LOGL_ERROR, "reload failed; keeping the running configuration");
 		return;
 	}
+	/* What the shards share changes while they wait. */
+	shard_pause_all(&rt->broker);
 	apply_limits(&rt->broker.limits, &cfg);
 	apply_response_information(&rt->broker, &cfg);
 	apply_logging(&cfg, 0);
 	listener_reload_passwd(rt->listeners);
-	redirect_reload(&rt->shard, rt->listeners, &cfg);
+	redirect_reload(&rt->broker, rt->listeners, &cfg);
+	shard_resume_all(&rt->broker);
 	log_at(LOGL_NOTICE, "configuration reloaded (listeners keep their sockets)");
 	config_free(&cfg);
+}
+
+/* shards 0: one per online CPU, within what the config allows. */
+static unsigned shards_wanted(const struct config *cfg)
+{
+	long n = cfg->shards ? (long)cfg->shards : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > SHARE_MAX_SHARDS)
+		n = SHARE_MAX_SHARDS;
+	return (unsigned)n;
+}
+
+/*
+ * The shared parts and every shard; shard 0 runs on the default loop,
+ * which has the signal watchers.  -1 after logging.
+ */
+static int broker_init(struct broker *b, const struct config *cfg)
+{
+	unsigned n = shards_wanted(cfg);
+
+	pthread_rwlock_init(&b->retain_lock, NULL);
+	pthread_mutex_init(&b->pause_lock, NULL);
+	pthread_cond_init(&b->pause_cond, NULL);
+	b->retain = retain_new();
+	b->shares = share_registry_new(n);
+	b->shards = calloc(n, sizeof(*b->shards));
+	if (!b->retain || !b->shares || !b->shards)
+		goto oom;
+	b->shard_count = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct ev_loop *loop = i == 0 ? ev_default_loop(EVFLAG_AUTO) :
+						ev_loop_new(EVFLAG_AUTO);
+
+		if (!loop || shard_init(&b->shards[i], b, i, loop) < 0) {
+			if (loop && i > 0)
+				ev_loop_destroy(loop);
+			b->shard_count = i;
+			goto oom;
+		}
+	}
+	b->start_time = shard_now(&b->shards[0]);
+	return 0;
+oom:
+	log_at(LOGL_ERROR, "out of memory at start-up");
+	return -1;
+}
+
+/* After the shard threads are joined: sessions, shards, shared parts. */
+static void broker_fini(struct broker *b)
+{
+	for (unsigned i = 0; i < b->shard_count; i++)
+		session_destroy_all(&b->shards[i]);
+	/* What is dropped from an inbox may wake another shard's loop. */
+	for (unsigned i = 0; i < b->shard_count; i++)
+		shard_fini(&b->shards[i]);
+	for (unsigned i = 1; i < b->shard_count; i++)
+		ev_loop_destroy(b->shards[i].loop);
+	free(b->shards);
+	b->shards = NULL;
+	b->shard_count = 0;
+	share_registry_free(b->shares);
+	b->shares = NULL;
+	retain_free(b->retain);
+	b->retain = NULL;
 }
 
 int main(int argc, char **argv)
@@ -332,22 +395,18 @@ int main(int argc, char **argv)
 	rt.opt = &opt;
 	apply_limits(&rt.broker.limits, &cfg);
 	apply_response_information(&rt.broker, &cfg);
-	loop = ev_default_loop(EVFLAG_AUTO);
-	rt.broker.retain = retain_new();
-	if (!rt.broker.retain || shard_init(&rt.shard, &rt.broker, loop) < 0) {
-		log_at(LOGL_ERROR, "out of memory at start-up");
-		goto err_config;
-	}
-	rt.broker.shard = &rt.shard;
-	rt.broker.start_time = shard_now(&rt.shard);
-	log_at(LOGL_NOTICE, "cicada %s starting (%s)", PACKAGE_VERSION,
-	       opt.config_file ? opt.config_file : "embedded defaults");
+	if (broker_init(&rt.broker, &cfg) < 0)
+		goto err_broker;
+	loop = rt.broker.shards[0].loop;
+	log_at(LOGL_NOTICE, "cicada %s starting (%s), %u shard%s", PACKAGE_VERSION,
+	       opt.config_file ? opt.config_file : "embedded defaults",
+	       rt.broker.shard_count, rt.broker.shard_count == 1 ? "" : "s");
 	if (cfg.default_listener)
 		log_at(LOGL_WARNING,
 		       "no listener configured: serving port 1883 on every address "
 		       "to anonymous clients; configure listeners for production");
 	if (persist_open(&rt.broker, &cfg) < 0)
-		goto err_shard;
+		goto err_broker;
 	if (!cfg.persistence)
 		log_at(LOGL_NOTICE, "persistence false: sessions, queued and "
 		       "retained messages are kept in memory only");
@@ -361,8 +420,10 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &rt.sigint);
 	ev_signal_start(loop, &rt.sigterm);
 	ev_signal_start(loop, &rt.sighup);
-	if (listener_open_all(&rt.shard, &cfg, &rt.listeners) < 0)
+	if (listener_open_all(&rt.broker, &cfg, &rt.listeners) < 0)
 		goto err_persist;
+	for (unsigned i = 0; i < rt.broker.shard_count; i++)
+		rt.broker.shards[i].listeners = rt.listeners;
 	if (cfg.pid_file) {
 		pid_file = strdup(cfg.pid_file);
 		if (!pid_file || write_pid_file(pid_file) < 0)
@@ -371,31 +432,37 @@ int main(int argc, char **argv)
 
 	config_free(&cfg);
 
+	if (shard_start_threads(&rt.broker) < 0) {
+		shard_stop_all(&rt.broker);
+		shard_join_threads(&rt.broker);
+		rc = EXIT_FAILURE;
+		goto stop;
+	}
 	ev_run(loop, 0);
-
+	rc = EXIT_SUCCESS;
+stop:
 	/* One more turn flushes the DISCONNECTs and frees closed connections. */
 	ev_run(loop, EVRUN_NOWAIT);
+	shard_join_threads(&rt.broker);
+	listener_close_all(rt.listeners);
 	/* First: what stays stored must not be deleted as memory is freed. */
 	persist_close(&rt.broker);
-	session_destroy_all(&rt.broker);
+	broker_fini(&rt.broker);
 	free(rt.broker.response_information);
-	retain_free(rt.broker.retain);
-	shard_fini(&rt.shard);
 	if (pid_file)
 		unlink(pid_file);
 	free(pid_file);
 	log_at(LOGL_NOTICE, "cicada stopped");
 	log_close();
-	return EXIT_SUCCESS;
+	return rc;
 
 err_listeners:
 	free(pid_file);
-	listener_close_all(&rt.shard, rt.listeners);
+	listener_close_all(rt.listeners);
 err_persist:
 	persist_close(&rt.broker);
-	session_destroy_all(&rt.broker);
-err_shard:
-	shard_fini(&rt.shard);
+err_broker:
+	broker_fini(&rt.broker);
 err_config:
 	free(rt.broker.response_information);
 	config_free(&cfg);

@@ -6,12 +6,14 @@
 #ifndef CICADA_BROKER_MSG_H
 #define CICADA_BROKER_MSG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct msg {
-	uint32_t refs; /* references held; freed at 0 */
+	/* References held, from any shard; freed at 0. */
+	atomic_uint refs;
 	uint8_t qos; /* as published */
 	bool retain; /* as published */
 	uint16_t topic_len;
@@ -27,6 +29,21 @@ struct msg {
 	 */
 	uint64_t store_id;
 	uint32_t store_refs;
+	/*
+	 * Durability strict across shards (route.h, route_confirm()): the
+	 * publisher's shard + 1 when its acknowledgement waits for the other
+	 * shards to have recorded their deliveries (0: nobody waits); how
+	 * many have yet to, the storage sequence number their records need,
+	 * and whether storage refused one.  confirm_group: they close a
+	 * storage group the publisher's shard opened for them (QoS 2).
+	 */
+	uint8_t confirm_from;
+	bool confirm_group;
+	/* Picks the shard of a $share group's member: the same everywhere. */
+	uint32_t share_key;
+	atomic_uint remote_pending;
+	atomic_bool remote_refused;
+	atomic_uint_fast64_t remote_seq;
 	const char *topic; /* NUL-terminated copy */
 	const uint8_t *payload;
 	/*
@@ -50,12 +67,13 @@ struct msg *msg_new(const char *topic, size_t topic_len,
 		    bool retain);
 
 /*
- * Take one more reference.  Plain counting while a message stays on the
- * shard that made it; becomes atomic with cross-shard delivery (msg.c).
+ * Take one more reference.  Relaxed: a reference is only ever taken by a
+ * thread that already holds one, and handing the message to another shard
+ * goes through the inbox, which orders everything before it.
  */
 static inline struct msg *msg_ref(struct msg *m)
 {
-	m->refs++;
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
 

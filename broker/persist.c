@@ -10,6 +10,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +36,22 @@ struct persist {
 	struct store *st;
 	struct broker *broker;
 	bool strict;
-	bool failure_handled;
-	uint64_t refused; /* records storage refused after its failure */
-	uint64_t next_id; /* messages and deliveries */
-	ev_async committed; /* the writer's notify, on the shard's loop */
+	atomic_bool failure_logged;
+	atomic_uint_fast64_t next_id; /* messages and deliveries */
+	/*
+	 * A message is shared by shards: its store_id and store_refs change
+	 * under this lock (taken only by durable records).
+	 */
+	pthread_mutex_t msg_lock;
 	char path[4096];
 };
+
+/*
+ * Records storage refused after its failure, counted per shard thread: a
+ * handler's mark (persist_mark()) must see its own refusals, not those of
+ * other shards.
+ */
+static _Thread_local uint64_t refused_here;
 
 static int64_t wall_ms(void)
 {
@@ -66,7 +78,7 @@ static struct persist *recording(const struct broker *b)
 	if (!p)
 		return NULL;
 	if (store_failed(p->st)) {
-		p->refused++;
+		refused_here++;
 		return NULL;
 	}
 	return p;
@@ -75,8 +87,9 @@ static struct persist *recording(const struct broker *b)
 /* A change storage refused (it failed meanwhile) counts as refused. */
 static int saved(struct persist *p, int rc)
 {
+	(void)p;
 	if (rc < 0)
-		p->refused++;
+		refused_here++;
 	return rc;
 }
 
@@ -100,7 +113,7 @@ static int64_t expiry_to_wall(struct broker *b, uint64_t expiry_at)
 	if (!expiry_at)
 		return 0;
 	return wall_ms() + ((int64_t)expiry_at -
-			    (int64_t)shard_now_ms(b->shard));
+			    (int64_t)shard_now_ms(&b->shards[0]));
 }
 
 static uint64_t expiry_from_wall(struct broker *b, int64_t at_ms)
@@ -110,15 +123,15 @@ static uint64_t expiry_from_wall(struct broker *b, int64_t at_ms)
 	if (!at_ms)
 		return 0;
 	left = at_ms - wall_ms();
-	return shard_now_ms(b->shard) + (uint64_t)(left > 0 ? left : 1);
+	return shard_now_ms(&b->shards[0]) + (uint64_t)(left > 0 ? left : 1);
 }
 
 /* One more durable reference to m: its store id, storing it if need be. */
-static uint64_t msg_hold(struct persist *p, struct msg *m)
+static uint64_t msg_hold_locked(struct persist *p, struct msg *m)
 {
 	if (!m->store_id) {
 		struct store_msg sm = {
-			.id = ++p->next_id,
+			.id = atomic_fetch_add(&p->next_id, 1) + 1,
 			.topic = m->topic,
 			.topic_len = m->topic_len,
 			.payload = m->payload,
@@ -146,11 +159,27 @@ static uint64_t msg_hold(struct persist *p, struct msg *m)
  */
 static void msg_release(struct broker *b, struct msg *m)
 {
-	if (!m->store_id || --m->store_refs)
+	struct persist *p = b->persist;
+
+	if (!p)
 		return;
-	if (b->persist && !store_failed(b->persist->st))
-		store_msg_drop(b->persist->st, m->store_id);
-	m->store_id = 0;
+	pthread_mutex_lock(&p->msg_lock);
+	if (m->store_id && --m->store_refs == 0) {
+		if (!store_failed(p->st))
+			store_msg_drop(p->st, m->store_id);
+		m->store_id = 0;
+	}
+	pthread_mutex_unlock(&p->msg_lock);
+}
+
+static uint64_t msg_hold(struct persist *p, struct msg *m)
+{
+	uint64_t id;
+
+	pthread_mutex_lock(&p->msg_lock);
+	id = msg_hold_locked(p, m);
+	pthread_mutex_unlock(&p->msg_lock);
+	return id;
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -166,7 +195,7 @@ static void put_session_row(struct persist *p, struct session *s)
 	};
 
 	if (s->will) {
-		double left = s->will_at - shard_now(p->broker->shard);
+		double left = s->will_at - shard_now(s->shard);
 
 		if (!s->will->store_id)
 			msg_hold(p, s->will);
@@ -194,7 +223,7 @@ static void put_delivery(struct persist *p, struct session *s,
 	sd.msg_id = msg_hold(p, d->msg);
 	if (!sd.msg_id)
 		return;
-	sd.id = ++p->next_id;
+	sd.id = atomic_fetch_add(&p->next_id, 1) + 1;
 	if (saved(p, store_delivery_put(p->st, &sd)) < 0) {
 		msg_release(p->broker, d->msg);
 		return;
@@ -243,12 +272,12 @@ static void forget_session(struct session *s)
 	for (int i = 0; i < 2; i++) {
 		for (struct delivery *d = lists[i]; d; d = d->next) {
 			if (d->store_id)
-				msg_release(s->broker, d->msg);
+				msg_release(s->shard->broker, d->msg);
 			d->store_id = 0;
 		}
 	}
 	if (s->will)
-		msg_release(s->broker, s->will);
+		msg_release(s->shard->broker, s->will);
 	s->persisted = false;
 }
 
@@ -258,7 +287,7 @@ void persist_session(struct session *s)
 
 	if (!is_durable(s) && !s->persisted)
 		return;
-	p = recording(s->broker);
+	p = recording(s->shard->broker);
 	if (!p)
 		return;
 	if (!is_durable(s)) {
@@ -279,12 +308,12 @@ void persist_session(struct session *s)
 void persist_will_drop(struct session *s)
 {
 	if (s->will && s->will->store_id)
-		msg_release(s->broker, s->will);
+		msg_release(s->shard->broker, s->will);
 }
 
 void persist_session_end(struct session *s)
 {
-	struct persist *p = s->persisted ? recording(s->broker) : NULL;
+	struct persist *p = s->persisted ? recording(s->shard->broker) : NULL;
 
 	if (!p)
 		return;
@@ -294,7 +323,7 @@ void persist_session_end(struct session *s)
 
 void persist_sub(struct session *s, const struct session_sub *sub)
 {
-	struct persist *p = s->persisted ? recording(s->broker) : NULL;
+	struct persist *p = s->persisted ? recording(s->shard->broker) : NULL;
 
 	if (p)
 		put_sub(p, s, sub);
@@ -302,7 +331,7 @@ void persist_sub(struct session *s, const struct session_sub *sub)
 
 void persist_unsub(struct session *s, const char *filter, size_t len)
 {
-	struct persist *p = s->persisted ? recording(s->broker) : NULL;
+	struct persist *p = s->persisted ? recording(s->shard->broker) : NULL;
 
 	if (p)
 		saved(p, store_sub_del(p->st, s->client_id, s->client_id_len,
@@ -311,7 +340,7 @@ void persist_unsub(struct session *s, const char *filter, size_t len)
 
 void persist_delivery_new(struct session *s, struct delivery *d)
 {
-	struct persist *p = s->persisted && d->qos ? recording(s->broker) :
+	struct persist *p = s->persisted && d->qos ? recording(s->shard->broker) :
 						      NULL;
 
 	if (p)
@@ -320,7 +349,7 @@ void persist_delivery_new(struct session *s, struct delivery *d)
 
 void persist_delivery_state(struct session *s, const struct delivery *d)
 {
-	struct persist *p = d->store_id ? recording(s->broker) : NULL;
+	struct persist *p = d->store_id ? recording(s->shard->broker) : NULL;
 
 	if (p)
 		saved(p, store_delivery_update(p->st, d->store_id,
@@ -329,13 +358,13 @@ void persist_delivery_state(struct session *s, const struct delivery *d)
 
 void persist_delivery_done(struct session *s, struct delivery *d)
 {
-	struct persist *p = s->broker->persist;
+	struct persist *p = s->shard->broker->persist;
 
 	if (!d->store_id)
 		return;
 	if (p && !store_failed(p->st))
 		store_delivery_del(p->st, d->store_id);
-	msg_release(s->broker, d->msg);
+	msg_release(s->shard->broker, d->msg);
 	d->store_id = 0;
 }
 
@@ -361,7 +390,7 @@ void persist_retain(struct broker *b, struct msg *old, struct msg *msg)
 
 void persist_qos2_in(struct session *s, uint16_t packet_id, bool add)
 {
-	struct persist *p = s->persisted ? recording(s->broker) : NULL;
+	struct persist *p = s->persisted ? recording(s->shard->broker) : NULL;
 
 	if (!p)
 		return;
@@ -393,6 +422,11 @@ bool persist_is_committed(const struct broker *b, uint64_t seq)
 	return !p || store_committed(p->st) >= seq;
 }
 
+bool persist_is_strict(const struct broker *b)
+{
+	return b->persist && b->persist->strict;
+}
+
 bool persist_failed(const struct broker *b)
 {
 	return b->persist && store_failed(b->persist->st);
@@ -404,7 +438,7 @@ struct persist_mark persist_mark(const struct broker *b)
 	struct persist_mark m = { 0, 0 };
 
 	if (p) {
-		m.refused = p->refused;
+		m.refused = refused_here;
 		m.submitted = store_submitted(p->st);
 	}
 	return m;
@@ -417,7 +451,7 @@ bool persist_lost_since(const struct broker *b, const struct persist_mark *m)
 
 	if (!p)
 		return false;
-	if (p->refused != m->refused)
+	if (refused_here != m->refused)
 		return true;
 	/* Recorded, then lost with a batch that failed meanwhile. */
 	submitted = store_submitted(p->st);
@@ -426,33 +460,38 @@ bool persist_lost_since(const struct broker *b, const struct persist_mark *m)
 }
 
 /*
- * The writer committed (or failed).  On failure, output waiting for a
- * commit that will not come is dropped with its connection: the clients
- * resend what was not acknowledged, and nothing is acknowledged that is
- * not stored.
+ * The writer committed (or failed): on every shard's wake-up.  On failure,
+ * output waiting for a commit that will not come is dropped with its
+ * connection: the clients resend what was not acknowledged, and nothing
+ * is acknowledged that is not stored.
  */
-static void committed_cb(struct ev_loop *loop, ev_async *w, int revents)
+void persist_poll(struct shard *sh)
 {
-	struct persist *p = container_of(w, struct persist, committed);
-	const char *failed = store_failed(p->st);
+	struct persist *p = sh->broker->persist;
+	const char *failed;
 
-	(void)loop;
-	(void)revents;
-	if (failed && !p->failure_handled) {
-		p->failure_handled = true;
-		log_at(LOGL_ERROR, "persistence failed: %s; serving from "
-		       "memory, refusing new durable sessions and the QoS 1/2 "
-		       "messages that would need storage", failed);
-		shard_drop_held(p->broker->shard);
+	if (!p)
+		return;
+	failed = store_failed(p->st);
+	if (failed) {
+		if (!atomic_exchange(&p->failure_logged, true))
+			log_at(LOGL_ERROR, "persistence failed: %s; serving from "
+			       "memory, refusing new durable sessions and the "
+			       "QoS 1/2 messages that would need storage",
+			       failed);
+		shard_drop_held(sh);
 	}
-	shard_release_held(p->broker->shard);
+	shard_release_held(sh);
 }
 
+/* On the writer thread: wake every shard, which then polls. */
 static void notify_cb(void *arg)
 {
 	struct persist *p = arg;
+	struct broker *b = p->broker;
 
-	ev_async_send(p->broker->shard->loop, &p->committed);
+	for (unsigned i = 0; i < b->shard_count; i++)
+		ev_async_send(b->shards[i].loop, &b->shards[i].wake);
 }
 
 /* ------------------------------------------------------------- restore */
@@ -531,15 +570,19 @@ static int restore_msg(void *arg, const struct store_msg *sm)
 static struct session *find_session(struct restore *r, const char *id,
 				    size_t len)
 {
-	return session_find(r->p->broker, id, len);
+	struct broker *b = r->p->broker;
+
+	return session_find(&b->shards[shard_of_client(b, id, len)], id, len);
 }
 
 static int restore_session(void *arg, const struct store_session *ss)
 {
 	struct restore *r = arg;
 	struct broker *b = r->p->broker;
-	struct session *s = session_new(b, ss->client_id, ss->client_id_len);
-	double now = shard_now(b->shard);
+	struct shard *sh = &b->shards[shard_of_client(b, ss->client_id,
+						      ss->client_id_len)];
+	struct session *s = session_new(sh, ss->client_id, ss->client_id_len);
+	double now = shard_now(sh);
 	int64_t left;
 
 	if (!s)
@@ -583,8 +626,8 @@ static int restore_sub(void *arg, const struct store_sub *ss)
 
 	if (!s)
 		return 0;
-	if (subtree_add(r->p->broker->shard->subs, ss->filter, ss->filter_len,
-			s, &opts, &replaced) < 0 ||
+	if (shard_sub_add(s->shard, ss->filter, ss->filter_len, s, &opts,
+			  &replaced) < 0 ||
 	    session_add_sub(s, ss->filter, ss->filter_len, &opts) < 0)
 		return -ENOMEM;
 	r->subs++;
@@ -686,6 +729,11 @@ int persist_open(struct broker *b, const struct config *cfg)
 		return -1;
 	}
 	p->broker = b;
+	if (pthread_mutex_init(&p->msg_lock, NULL) != 0) {
+		free(p);
+		log_at(LOGL_ERROR, "out of memory at start-up");
+		return -1;
+	}
 	if (config_persistence_path(cfg, p->path, sizeof(p->path)) < 0) {
 		log_at(LOGL_ERROR, "persistence_file: path too long");
 		goto fail;
@@ -700,14 +748,11 @@ int persist_open(struct broker *b, const struct config *cfg)
 		log_at(LOGL_ERROR, "persistence: %s", err);
 		goto fail;
 	}
-	p->next_id = store_max_id(p->st);
+	atomic_init(&p->next_id, store_max_id(p->st));
 	if (restore(p) < 0)
 		goto fail_store;
-	ev_async_init(&p->committed, committed_cb);
-	ev_async_start(b->shard->loop, &p->committed);
 	if (store_start(p->st) < 0) {
 		log_at(LOGL_ERROR, "persistence: cannot start the writer thread");
-		ev_async_stop(b->shard->loop, &p->committed);
 		goto fail_store;
 	}
 	b->persist = p;
@@ -723,6 +768,7 @@ int persist_open(struct broker *b, const struct config *cfg)
 fail_store:
 	store_close(p->st);
 fail:
+	pthread_mutex_destroy(&p->msg_lock);
 	free(p);
 	return -1;
 }
@@ -735,7 +781,7 @@ void persist_close(struct broker *b)
 		return;
 	b->persist = NULL;
 	store_close(p->st);
-	ev_async_stop(b->shard->loop, &p->committed);
+	pthread_mutex_destroy(&p->msg_lock);
 	free(p);
 }
 

@@ -29,6 +29,7 @@ struct delivery;
 struct msg;
 struct session;
 struct session_sub;
+struct shard;
 
 /*
  * With cfg->persistence: open the database, restore its state into b
@@ -36,6 +37,11 @@ struct session_sub;
  * it restored.  0, or -1 after logging why the broker cannot start.
  */
 int persist_open(struct broker *b, const struct config *cfg);
+/*
+ * On each shard's wake-up: write the output whose commit came, or close
+ * the connections that waited for a commit storage failed to make.
+ */
+void persist_poll(struct shard *sh);
 /* Commit what is recorded and close; sessions stay stored.  Idempotent. */
 void persist_close(struct broker *b);
 
@@ -73,6 +79,8 @@ void persist_qos2_in(struct session *s, uint16_t packet_id, bool add);
 uint64_t persist_hold_seq(const struct broker *b);
 /* Whether everything up to seq is committed. */
 bool persist_is_committed(const struct broker *b, uint64_t seq);
+/* Persistence in durability strict: acknowledgements wait for commits. */
+bool persist_is_strict(const struct broker *b);
 /* Storage has failed: what waits for a commit will never get it. */
 bool persist_failed(const struct broker *b);
 /*

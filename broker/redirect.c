@@ -85,12 +85,13 @@ static void redirect_disconnect(struct conn *c, const struct listener *l)
  * 3.1.x ones stay.  Those still connecting are refused by
  * redirect_connect() when they get there.
  */
-static void redirect_drain(struct shard *sh, const struct listener *l)
+static void redirect_drain(struct broker *b, const struct listener *l)
 {
 	size_t moved = 0, kept = 0;
 	struct conn *c, *next;
 
-	for (c = sh->conns; c; c = next) {
+	for (unsigned i = 0; i < b->shard_count; i++)
+	for (c = b->shards[i].conns; c; c = next) {
 		next = c->next;
 		if (c->listener != l || c->state != CONN_ACTIVE)
 			continue;
@@ -128,7 +129,7 @@ static const struct config_listener *block_of(const struct listener *l,
 	return NULL;
 }
 
-int redirect_reload(struct shard *sh, struct listener *list,
+int redirect_reload(struct broker *b, struct listener *list,
 		    const struct config *cfg)
 {
 	int rc = 0;
@@ -168,7 +169,7 @@ int redirect_reload(struct shard *sh, struct listener *list,
 		free(l->server_reference);
 		l->server_reference = copy;
 		l->server_moved = moved == 1;
-		redirect_drain(sh, l);
+		redirect_drain(b, l);
 	}
 	return rc;
 }

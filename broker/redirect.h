@@ -13,6 +13,7 @@
 
 struct config;
 struct conn;
+struct broker;
 struct listener;
 struct shard;
 
@@ -26,12 +27,12 @@ int redirect_connect(struct conn *c);
 /*
  * SIGHUP: give every listener of list the server_reference and
  * server_moved of its block in cfg (the general section's when the block
- * is gone from the file), and drain the shard's connections on each
- * listener whose server_reference was set or changed.  Returns 0, or
+ * is gone from the file), and drain the connections of every shard (all
+ * paused by the caller) on each listener whose server_reference was set or changed.  Returns 0, or
  * -ENOMEM when a listener could not take its new server_reference (it
  * keeps the old one; logged).
  */
-int redirect_reload(struct shard *sh, struct listener *list,
+int redirect_reload(struct broker *b, struct listener *list,
 		    const struct config *cfg);
 
 #endif

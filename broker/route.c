@@ -12,9 +12,11 @@
 #include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "broker/subtree.h"
 
 struct route_ctx {
+	struct shard *sh;
 	struct msg *msg;
 	uint64_t stamp;
 	struct session *hit; /* sessions with a folded delivery pending */
@@ -39,6 +41,12 @@ static void route_match_cb(void *arg, void *subscriber,
 		return;
 	if (shared_group) {
 		uint32_t id = opts->subscription_id;
+
+		/* The group may have members on other shards: one delivers. */
+		if (!share_group_mine(ctx->sh->broker->shares,
+				      subtree_group_tag(shared_group),
+				      ctx->sh->index, msg->share_key))
+			return;
 
 		session_deliver(s, msg, min_qos(msg->qos, opts->qos),
 				opts->retain_as_published && msg->retain,
@@ -84,22 +92,13 @@ void route_will(struct shard *sh, struct msg *will, uint32_t expiry_interval)
 	msg_unref(will);
 }
 
-size_t route_message(struct shard *sh, struct msg *msg)
+size_t route_local(struct shard *sh, struct msg *msg)
 {
-	struct route_ctx ctx = { .msg = msg, .stamp = ++sh->match_stamp };
+	struct route_ctx ctx = {
+		.sh = sh, .msg = msg, .stamp = ++sh->match_stamp,
+	};
 	struct session *s, *next;
 
-	if (msg->retain) {
-		struct retain *r = sh->broker->retain;
-		struct msg *old = retain_find(r, msg->topic, msg->topic_len);
-
-		/* old stays alive until storage has been told it went. */
-		if (old)
-			msg_ref(old);
-		if (retain_set(r, msg) == 0)
-			persist_retain(sh->broker, old, msg);
-		msg_unref(old);
-	}
 	subtree_match(sh->subs, msg->topic, msg->topic_len, route_match_cb,
 		      &ctx);
 	for (s = ctx.hit; s; s = next) {
@@ -115,4 +114,70 @@ size_t route_message(struct shard *sh, struct msg *msg)
 		ctx.reached++;
 	}
 	return ctx.reached;
+}
+
+size_t route_message(struct shard *sh, struct msg *msg)
+{
+	struct broker *b = sh->broker;
+	size_t posted = 0;
+	unsigned slot = 0;
+
+	if (msg->retain) {
+		struct retain *r = b->retain;
+		struct msg *old;
+
+		pthread_rwlock_wrlock(&b->retain_lock);
+		old = retain_find(r, msg->topic, msg->topic_len);
+		/* old stays alive until storage has been told it went. */
+		if (old)
+			msg_ref(old);
+		if (retain_set(r, msg) == 0)
+			persist_retain(b, old, msg);
+		pthread_rwlock_unlock(&b->retain_lock);
+		msg_unref(old);
+	}
+	/*
+	 * Other shards first, so they work on it while this one delivers;
+	 * only shards that may have a subscriber get it (the interest
+	 * index), except that a publisher waiting for
+	 * confirmation posts to every shard: each shard's inbox is FIFO, so
+	 * the confirmation of its latest message covers its earlier ones.
+	 */
+	if (b->shard_count > 1) {
+		slot = shard_interest_slot(msg->topic, msg->topic_len);
+		/* Consecutive messages spread over the groups' shards. */
+		msg->share_key = ++sh->share_seq;
+	}
+	if (msg->confirm_from)
+		atomic_store(&msg->remote_pending, b->shard_count - 1);
+	for (unsigned i = 0; i < b->shard_count; i++)
+		if (i != sh->index &&
+		    (msg->confirm_from ||
+		     shard_interested(&b->shards[i], slot))) {
+			shard_post_route(sh, i, msg_ref(msg));
+			posted++;
+		}
+	return route_local(sh, msg) + posted;
+}
+
+void route_confirm(struct shard *sh, struct msg *msg, bool refused)
+{
+	struct broker *b = sh->broker;
+	uint64_t seq = persist_hold_seq(b);
+	uint64_t old = atomic_load(&msg->remote_seq);
+
+	if (!msg->confirm_from)
+		return;
+	while (seq > old &&
+	       !atomic_compare_exchange_weak(&msg->remote_seq, &old, seq))
+		;
+	if (refused)
+		atomic_store(&msg->remote_refused, true);
+	if (atomic_fetch_sub(&msg->remote_pending, 1) != 1)
+		return;
+	/* The last one: the publisher's shard may now acknowledge. */
+	if (msg->confirm_group)
+		persist_group_end(b);
+	ev_async_send(b->shards[msg->confirm_from - 1].loop,
+		      &b->shards[msg->confirm_from - 1].wake);
 }

@@ -23,7 +23,7 @@
  */
 #define QOS0_OUT_SOFT_LIMIT (4u * 1024u * 1024u)
 
-static uint64_t id_hash(const char *id, size_t len)
+uint64_t session_id_hash(const char *id, size_t len)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 
@@ -34,26 +34,27 @@ static uint64_t id_hash(const char *id, size_t len)
 	return h;
 }
 
-static struct session **bucket_of(struct broker *b, const char *id,
+static struct session **bucket_of(struct shard *b, const char *id,
 				  size_t len)
 {
-	return &b->sessions[id_hash(id, len) & (b->session_buckets - 1)];
+	return &b->sessions[session_id_hash(id, len) &
+			    (b->session_buckets - 1)];
 }
 
-struct session *session_find(struct broker *b, const char *id, size_t len)
+struct session *session_find(struct shard *sh, const char *id, size_t len)
 {
 	struct session *s;
 
-	if (!b->sessions)
+	if (!sh->sessions)
 		return NULL;
-	for (s = *bucket_of(b, id, len); s; s = s->hnext)
+	for (s = *bucket_of(sh, id, len); s; s = s->hnext)
 		if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
 			return s;
 	return NULL;
 }
 
 /* Keep the load factor at most 1; buckets are a power of two. */
-static int registry_grow(struct broker *b)
+static int registry_grow(struct shard *b)
 {
 	size_t n = b->session_buckets ? b->session_buckets * 2 : 1024;
 	struct session **nb = calloc(n, sizeof(*nb));
@@ -80,7 +81,7 @@ static int registry_grow(struct broker *b)
 	return 0;
 }
 
-struct session *session_new(struct broker *b, const char *id, size_t len)
+struct session *session_new(struct shard *b, const char *id, size_t len)
 {
 	struct session *s;
 	struct session **head;
@@ -95,7 +96,7 @@ struct session *session_new(struct broker *b, const char *id, size_t len)
 	memcpy(s->client_id, id, len);
 	s->client_id[len] = '\0';
 	s->client_id_len = (uint16_t)len;
-	s->broker = b;
+	s->shard = b;
 	s->inflight_max = UINT16_MAX;
 	head = bucket_of(b, id, len);
 	s->hnext = *head;
@@ -159,7 +160,7 @@ void session_forget_group(struct session *s, const char *shared_group)
 
 void session_destroy(struct session *s)
 {
-	struct broker *b = s->broker;
+	struct shard *b = s->shard;
 	struct session **pp = bucket_of(b, s->client_id, s->client_id_len);
 	struct session_sub *sub, *next;
 
@@ -174,7 +175,7 @@ void session_destroy(struct session *s)
 	session_send_will(s);
 	for (sub = s->subs; sub; sub = next) {
 		next = sub->next;
-		subtree_remove(b->shard->subs, sub->filter, sub->len, s);
+		shard_sub_remove(b, sub->filter, sub->len, s);
 		free(sub);
 	}
 	free_deliveries(s, s->inflight);
@@ -211,10 +212,10 @@ void session_send_will(struct session *s)
 	s->will = NULL;
 	if (s->persisted)
 		persist_session(s);
-	route_will(s->broker->shard, will, s->will_expiry);
+	route_will(s->shard, will, s->will_expiry);
 }
 
-void session_destroy_all(struct broker *b)
+void session_destroy_all(struct shard *b)
 {
 	for (size_t i = 0; i < b->session_buckets; i++)
 		while (b->sessions[i])
@@ -284,12 +285,12 @@ static bool is_online(const struct session *s)
 static bool is_expired(const struct session *s, const struct msg *msg)
 {
 	return msg->expiry_at &&
-	       msg->expiry_at <= shard_now_ms(s->broker->shard);
+	       msg->expiry_at <= shard_now_ms(s->shard);
 }
 
 static bool queue_is_full(const struct session *s, const struct msg *msg)
 {
-	const struct broker_limits *lim = &s->broker->limits;
+	const struct broker_limits *lim = &s->shard->broker->limits;
 
 	if (lim->max_queued_messages &&
 	    s->queued_count >= lim->max_queued_messages)
@@ -323,7 +324,7 @@ static bool drop_queued_qos0(struct session *s)
 	s->queued_count--;
 	s->queued_qos0--;
 	s->queued_bytes -= d->msg->payload_len;
-	s->broker->stats.publish_dropped++;
+	s->shard->stats.publish_dropped++;
 	delivery_free(s, d);
 	return true;
 }
@@ -332,14 +333,15 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group)
 {
-	struct broker *b = s->broker;
+	struct shard *sh = s->shard;
+	const struct broker *b = sh->broker;
 	struct delivery *d;
 
 	if (is_expired(s, msg))
 		return;
 	if (qos == 0 && is_online(s) && !s->queue) {
 		if (conn_pending(s->conn) > QOS0_OUT_SOFT_LIMIT) {
-			b->stats.publish_dropped++;
+			sh->stats.publish_dropped++;
 			return;
 		}
 		conn_send_publish(s->conn, msg, 0, retain, false, 0, sub_ids,
@@ -349,12 +351,12 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 	if (qos == 0 && !is_online(s) && !b->limits.queue_qos0_messages)
 		return;
 	if (queue_is_full(s, msg) && (qos == 0 || !drop_queued_qos0(s))) {
-		b->stats.publish_dropped++;
+		sh->stats.publish_dropped++;
 		return;
 	}
 	d = malloc(sizeof(*d) + sub_id_count * sizeof(uint32_t));
 	if (!d) {
-		b->stats.publish_dropped++;
+		sh->stats.publish_dropped++;
 		return;
 	}
 	d->next = NULL;

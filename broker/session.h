@@ -21,6 +21,7 @@
 
 struct broker;
 struct conn;
+struct shard;
 struct msg;
 struct sub_opts;
 
@@ -60,7 +61,7 @@ struct session_sub {
 
 struct session {
 	struct session *hnext; /* registry chain */
-	struct broker *broker;
+	struct shard *shard; /* the one its client id hashes to */
 	struct conn *conn; /* NULL while offline */
 	uint16_t client_id_len;
 	uint8_t version; /* protocol level of the last connection */
@@ -103,10 +104,12 @@ struct session {
 	char client_id[]; /* NUL-terminated, in the same allocation */
 };
 
-/* Find by client id, or NULL. */
-struct session *session_find(struct broker *b, const char *id, size_t len);
+/* The hash of a client id: registry buckets and shard_of_client(). */
+uint64_t session_id_hash(const char *id, size_t len);
+/* Find by client id in the shard's registry, or NULL. */
+struct session *session_find(struct shard *sh, const char *id, size_t len);
 /* Create and register; NULL when out of memory. */
-struct session *session_new(struct broker *b, const char *id, size_t len);
+struct session *session_new(struct shard *sh, const char *id, size_t len);
 /* Unsubscribe everything, drop every message, unregister and free. */
 void session_destroy(struct session *s);
 
@@ -118,8 +121,8 @@ void session_cancel_will(struct session *s);
 /* Send a parked will now, if any. */
 void session_send_will(struct session *s);
 
-/* At exit: destroy every session and the registry. */
-void session_destroy_all(struct broker *b);
+/* At exit: destroy every session of the shard and its registry. */
+void session_destroy_all(struct shard *sh);
 
 /* Remember a subscription (or update its options); 0 or -ENOMEM. */
 int session_add_sub(struct session *s, const char *filter, size_t len,

@@ -5,18 +5,35 @@
  * one-second tick driving a timeout wheel: one timer for all connections,
  * re-armed lazily from last_activity (the libev manual's advice on
  * timeouts), so an idle connection costs nothing until its deadline.
+ *
+ * Between shards: what one posts to another during a loop turn wakes that
+ * shard once, at the end of the turn (ev_async_send per turn, not per
+ * message); the woken shard drains its inbox in its own ev_async callback.
  */
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/listener.h"
+#include "broker/log.h"
+#include "broker/msg.h"
 #include "broker/persist.h"
+#include "broker/route.h"
 #include "broker/session.h"
 #include "broker/shard.h"
+#include "broker/share.h"
 #include "broker/subtree.h"
 #include "broker/sys.h"
+#include "protocol/mqtt.h"
+
+/* Items one wake-up takes from the inbox before letting I/O run again. */
+#define SHARD_DRAIN_BATCH 4096
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -85,7 +102,8 @@ void shard_watch_timeout(struct shard *sh, struct conn *c)
 
 void shard_hold(struct shard *sh, struct conn *c)
 {
-	if (persist_failed(sh->broker)) {
+	/* Waiting only for other shards' answer (c->wait_msg) is no commit. */
+	if (c->hold_seq && persist_failed(sh->broker)) {
 		/* Its acknowledgements are not true: the client must resend. */
 		c->out_off = c->out_len = 0;
 		c->hold_seq = 0;
@@ -120,7 +138,9 @@ void shard_release_held(struct shard *sh)
 	while (*pp) {
 		struct conn *c = *pp;
 
-		if (!persist_is_committed(sh->broker, c->hold_seq)) {
+		if (!persist_is_committed(sh->broker, c->hold_seq) ||
+		    (c->wait_msg &&
+		     atomic_load(&c->wait_msg->remote_pending))) {
 			pp = &c->held_next;
 			continue;
 		}
@@ -134,10 +154,14 @@ void shard_release_held(struct shard *sh)
 
 void shard_drop_held(struct shard *sh)
 {
-	struct conn *c;
+	struct conn *c = sh->held, *next;
 
-	while ((c = sh->held)) {
-		held_remove(sh, c);
+	/* Those waiting for a commit are closed; the others wait on. */
+	sh->held = NULL;
+	for (; c; c = next) {
+		next = c->held_next;
+		c->held = false;
+		c->held_next = NULL;
 		shard_hold(sh, c);
 	}
 }
@@ -157,6 +181,287 @@ void shard_forget(struct shard *sh, struct conn *c)
 	/* Freed after this loop turn: callers up the stack may still hold c. */
 	c->wheel_next = sh->closing;
 	sh->closing = c;
+}
+
+/* One wake-up per shard posted to during this turn. */
+static void wake_posted(struct shard *sh)
+{
+	struct broker *b = sh->broker;
+	uint64_t mask = sh->wake_mask;
+
+	sh->wake_mask = 0;
+	while (mask) {
+		unsigned i = (unsigned)__builtin_ctzll(mask);
+
+		mask &= mask - 1;
+		ev_async_send(b->shards[i].loop, &b->shards[i].wake);
+	}
+}
+
+void shard_post(struct shard *sh, unsigned to, const struct inbox_item *it)
+{
+	struct shard *dst = &sh->broker->shards[to];
+
+	if (inbox_post(&dst->inbox, sh->index, it) < 0) {
+		/* Out of memory for the overflow: the item is lost, say so. */
+		log_at(LOGL_ERROR, "shard %u: out of memory posting to shard %u",
+		       sh->index, to);
+		if (it->kind == SHARD_POST_ROUTE) {
+			route_confirm(dst, it->ptr, true);
+			msg_unref(it->ptr);
+		} else if (it->kind == SHARD_POST_CONN) {
+			conn_handoff_drop(it->ptr);
+		}
+		return;
+	}
+	sh->wake_mask |= 1ull << to;
+}
+
+void shard_post_route(struct shard *sh, unsigned to, struct msg *msg)
+{
+	struct inbox_item it = { .kind = SHARD_POST_ROUTE, .ptr = msg };
+
+	shard_post(sh, to, &it);
+}
+
+static void take_post(void *arg, const struct inbox_item *it)
+{
+	struct shard *sh = arg;
+
+	switch (it->kind) {
+	case SHARD_POST_ROUTE: {
+		struct persist_mark mark = persist_mark(sh->broker);
+
+		route_local(sh, it->ptr);
+		route_confirm(sh, it->ptr,
+			      persist_lost_since(sh->broker, &mark));
+		msg_unref(it->ptr);
+		break;
+	}
+	case SHARD_POST_CONN:
+		conn_adopt(sh, it->ptr);
+		break;
+	}
+}
+
+/* What nobody will take any more (shutdown): dropped cleanly. */
+static void drop_post(void *arg, const struct inbox_item *it)
+{
+	if (it->kind == SHARD_POST_ROUTE) {
+		route_confirm(arg, it->ptr, true);
+		msg_unref(it->ptr);
+	} else if (it->kind == SHARD_POST_CONN) {
+		conn_handoff_drop(it->ptr);
+	}
+}
+
+static void park(struct shard *sh)
+{
+	struct broker *b = sh->broker;
+
+	pthread_mutex_lock(&b->pause_lock);
+	b->paused++;
+	pthread_cond_broadcast(&b->pause_cond);
+	while (atomic_load(&b->pause_wanted))
+		pthread_cond_wait(&b->pause_cond, &b->pause_lock);
+	b->paused--;
+	pthread_mutex_unlock(&b->pause_lock);
+}
+
+static void stop_self(struct shard *sh)
+{
+	struct conn *c, *next;
+
+	for (c = sh->conns; c; c = next) {
+		next = c->next;
+		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN,
+			   "broker shutting down");
+	}
+	listener_stop_shard(sh->listeners, sh);
+	ev_break(sh->loop, EVBREAK_ALL);
+}
+
+static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct shard *sh = container_of(w, struct shard, wake);
+
+	(void)loop;
+	(void)revents;
+	if (atomic_load(&sh->broker->pause_wanted) && sh->index != 0)
+		park(sh);
+	if (atomic_load(&sh->stop_wanted)) {
+		stop_self(sh);
+		return;
+	}
+	if (inbox_drain(&sh->inbox, take_post, sh, SHARD_DRAIN_BATCH) ==
+	    SHARD_DRAIN_BATCH)
+		ev_async_send(sh->loop, &sh->wake); /* more: after some I/O */
+	persist_poll(sh);
+}
+
+void shard_pause_all(struct broker *b)
+{
+	if (b->shard_count < 2)
+		return;
+	atomic_store(&b->pause_wanted, true);
+	for (unsigned i = 1; i < b->shard_count; i++)
+		ev_async_send(b->shards[i].loop, &b->shards[i].wake);
+	pthread_mutex_lock(&b->pause_lock);
+	while (b->paused < b->shard_count - 1)
+		pthread_cond_wait(&b->pause_cond, &b->pause_lock);
+	pthread_mutex_unlock(&b->pause_lock);
+}
+
+void shard_resume_all(struct broker *b)
+{
+	if (b->shard_count < 2)
+		return;
+	pthread_mutex_lock(&b->pause_lock);
+	atomic_store(&b->pause_wanted, false);
+	pthread_cond_broadcast(&b->pause_cond);
+	pthread_mutex_unlock(&b->pause_lock);
+	/* Once more each: flush what was done to them while parked. */
+	for (unsigned i = 1; i < b->shard_count; i++)
+		ev_async_send(b->shards[i].loop, &b->shards[i].wake);
+}
+
+static void *shard_thread(void *arg)
+{
+	struct shard *sh = arg;
+
+	ev_run(sh->loop, 0);
+	/* One more turn flushes the DISCONNECTs and frees connections. */
+	ev_run(sh->loop, EVRUN_NOWAIT);
+	return NULL;
+}
+
+int shard_start_threads(struct broker *b)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	/* Signals are the main thread's (its loop has the ev_signals). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (unsigned i = 1; i < b->shard_count && !rc; i++) {
+		rc = pthread_create(&b->shards[i].thread, NULL, shard_thread,
+				    &b->shards[i]);
+		if (rc == 0)
+			b->shards[i].thread_started = true;
+		else
+			log_at(LOGL_ERROR, "cannot start shard %u: %s", i,
+			       strerror(rc));
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc ? -1 : 0;
+}
+
+void shard_stop_all(struct broker *b)
+{
+	for (unsigned i = 1; i < b->shard_count; i++) {
+		atomic_store(&b->shards[i].stop_wanted, true);
+		ev_async_send(b->shards[i].loop, &b->shards[i].wake);
+	}
+	stop_self(&b->shards[0]);
+}
+
+void shard_join_threads(struct broker *b)
+{
+	for (unsigned i = 1; i < b->shard_count; i++) {
+		if (!b->shards[i].thread_started)
+			continue;
+		pthread_join(b->shards[i].thread, NULL);
+		b->shards[i].thread_started = false;
+	}
+}
+
+unsigned shard_of_client(const struct broker *b, const char *id, size_t len)
+{
+	/* The high half: the registry's buckets use the low bits. */
+	return (unsigned)((session_id_hash(id, len) >> 32) % b->shard_count);
+}
+
+unsigned shard_interest_slot(const char *topic, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (uint8_t)topic[i];
+		h *= 16777619u;
+	}
+	return (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1);
+}
+
+/* A filter that matches exactly one topic name: itself. */
+static bool is_exact(const char *filter, size_t len)
+{
+	if (len >= 7 && memcmp(filter, "$share/", 7) == 0)
+		return false;
+	return !memchr(filter, '+', len) && !memchr(filter, '#', len);
+}
+
+/* Only this shard writes its counts; others only read them. */
+static void interest_add(struct shard *sh, const char *filter, size_t len,
+			 int delta)
+{
+	if (is_exact(filter, len))
+		atomic_fetch_add_explicit(
+			&sh->interest_exact[shard_interest_slot(filter, len)],
+			(unsigned)delta, memory_order_release);
+	else
+		atomic_fetch_add_explicit(&sh->interest_wild, (unsigned)delta,
+					  memory_order_release);
+}
+
+int shard_sub_add(struct shard *sh, const char *filter, size_t len,
+		  struct session *s, const struct sub_opts *opts,
+		  bool *replaced)
+{
+	struct share_registry *reg = sh->broker->shares;
+	const char *group;
+	bool was_there;
+	int rc = subtree_add(sh->subs, filter, len, s, opts, &was_there);
+
+	if (rc < 0)
+		return rc;
+	group = reg ? subtree_group_of(sh->subs, filter, len) : NULL;
+	if (group) {
+		struct share_group *g = subtree_group_tag(group);
+
+		if (!g) {
+			g = share_group_get(reg, filter, len);
+			if (!g) {
+				subtree_remove(sh->subs, filter, len, s);
+				return -ENOMEM;
+			}
+			subtree_group_set_tag(group, g);
+		}
+		if (!was_there)
+			share_group_member(reg, g, sh->index, 1);
+	}
+	if (!was_there)
+		interest_add(sh, filter, len, 1);
+	if (replaced)
+		*replaced = was_there;
+	return 0;
+}
+
+int shard_sub_remove(struct shard *sh, const char *filter, size_t len,
+		     struct session *s)
+{
+	struct share_registry *reg = sh->broker->shares;
+	const char *group = reg ? subtree_group_of(sh->subs, filter, len) : NULL;
+	struct share_group *g = group ? subtree_group_tag(group) : NULL;
+	int rc = subtree_remove(sh->subs, filter, len, s);
+
+	if (rc == 0 && g) {
+		share_group_member(reg, g, sh->index, -1);
+		if (!subtree_group_of(sh->subs, filter, len))
+			share_group_put(reg, g);
+	}
+	if (rc == 0)
+		interest_add(sh, filter, len, -1);
+	return rc;
 }
 
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -184,6 +489,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		conn_free(c);
 	}
 	sh->closing = NULL;
+	wake_posted(sh);
 }
 
 /* Process every wheel slot whose second has passed. */
@@ -216,10 +522,8 @@ static void wheel_advance(struct shard *sh, double now)
 /* Offline sessions past their expiry [MQTT-4.1.0-?] are discarded. */
 static void expire_sessions(struct shard *sh, double now)
 {
-	struct broker *b = sh->broker;
-
-	for (size_t i = 0; i < b->session_buckets; i++) {
-		struct session *s = b->sessions[i], *next;
+	for (size_t i = 0; i < sh->session_buckets; i++) {
+		struct session *s = sh->sessions[i], *next;
 
 		for (; s; s = next) {
 			next = s->hnext;
@@ -240,23 +544,39 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	wheel_advance(sh, now);
 	expire_sessions(sh, now);
-	sys_tick(sh, now);
+	pthread_mutex_lock(&sh->snap_lock);
+	sh->snap = sh->stats;
+	sh->snap_sessions = sh->session_count;
+	sh->snap_subs = subtree_count(sh->subs);
+	pthread_mutex_unlock(&sh->snap_lock);
+	if (sh->index == 0)
+		sys_tick(sh, now);
 }
 
-int shard_init(struct shard *sh, struct broker *b, struct ev_loop *loop)
+int shard_init(struct shard *sh, struct broker *b, unsigned index,
+	       struct ev_loop *loop)
 {
 	sh->broker = b;
 	sh->loop = loop;
+	sh->index = index;
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
 	sh->rbuf = malloc(SHARD_RBUF_SIZE);
-	if (!sh->subs || !sh->rbuf) {
+	if (!sh->subs || !sh->rbuf ||
+	    inbox_init(&sh->inbox, b->shard_count, 1024) < 0) {
 		subtree_free(sh->subs);
 		free(sh->rbuf);
 		sh->subs = NULL;
 		sh->rbuf = NULL;
 		return -1;
 	}
+	pthread_mutex_init(&sh->snap_lock, NULL);
+	atomic_init(&sh->interest_wild, 0);
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+		atomic_init(&sh->interest_exact[i], 0);
+	atomic_init(&sh->stop_wanted, false);
+	ev_async_init(&sh->wake, wake_cb);
+	ev_async_start(loop, &sh->wake);
 	ev_prepare_init(&sh->flush_watcher, flush_cb);
 	ev_prepare_start(loop, &sh->flush_watcher);
 	ev_timer_init(&sh->tick, tick_cb, 1.0, 1.0);
@@ -266,10 +586,17 @@ int shard_init(struct shard *sh, struct broker *b, struct ev_loop *loop)
 
 void shard_fini(struct shard *sh)
 {
+	if (!sh->subs)
+		return;
+	while (inbox_drain(&sh->inbox, drop_post, sh, SIZE_MAX))
+		;
+	inbox_fini(&sh->inbox);
+	ev_async_stop(sh->loop, &sh->wake);
 	ev_prepare_stop(sh->loop, &sh->flush_watcher);
 	ev_timer_stop(sh->loop, &sh->tick);
 	subtree_free(sh->subs);
 	sh->subs = NULL;
 	free(sh->rbuf);
 	sh->rbuf = NULL;
+	pthread_mutex_destroy(&sh->snap_lock);
 }

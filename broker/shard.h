@@ -1,29 +1,74 @@
 /*
- * A shard: one thread, one libev loop, the connections it accepted and the
- * subscription tree of their sessions.  One shard for now; the layout keeps
- * everything a connection touches here so more shards add threads, not
- * locks.
+ * A shard: one thread, one libev loop, its own listening sockets, the
+ * sessions whose client ids hash to it (shard_of_client()), their
+ * connections and the subscription tree of those sessions.  Nothing here
+ * is locked: only the shard's thread touches it.  Other shards reach it
+ * through its inbox (broker/inbox.h) and one coalesced ev_async wake-up:
+ * messages to route to its subscribers, and connections handed over after
+ * a CONNECT whose client id belongs here.
  */
 #ifndef CICADA_BROKER_SHARD_H
 #define CICADA_BROKER_SHARD_H
 
 #include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct broker;
 struct conn;
+struct listener;
+struct msg;
+struct session;
+struct sub_opts;
 struct subtree;
 
+#include "broker/broker.h"
+#include "broker/inbox.h"
+
+/* What one shard posts to another (struct inbox_item.kind). */
+enum shard_post {
+	SHARD_POST_ROUTE = 1, /* ptr: struct msg, one reference given */
+	SHARD_POST_CONN, /* ptr: struct conn_handoff (broker/conn.h) */
+};
+
 #define SHARD_WHEEL_SLOTS 512
+/* Slots of the interest index (a power of two). */
+#define SHARD_INTEREST_SLOTS 1024u
 /* Every read of the shard lands here first (see conn_read_cb). */
 #define SHARD_RBUF_SIZE (64u * 1024u)
 
 struct shard {
 	struct broker *broker;
 	struct ev_loop *loop;
+	unsigned index; /* in broker->shards */
+	pthread_t thread; /* shards past the first */
+	bool thread_started;
 	struct subtree *subs;
+	/*
+	 * The interest index, read by other shards to skip this one: its
+	 * subscriptions without wildcards counted by a hash of the filter
+	 * (which is the topic they match), and the others (wildcards,
+	 * $share) counted as matching anything.
+	 */
+	atomic_uint interest_wild;
+	atomic_uint interest_exact[SHARD_INTEREST_SLOTS];
+	/* Sessions whose client ids hash here: chained hash by client id. */
+	struct session **sessions;
+	size_t session_buckets;
+	size_t session_count;
+	struct broker_stats stats;
+	/* What $SYS reads: stats copied by this shard once a second. */
+	pthread_mutex_t snap_lock;
+	struct broker_stats snap;
+	size_t snap_sessions, snap_subs;
+	struct inbox inbox;
+	ev_async wake; /* inbox, storage commits, pause and stop */
+	uint64_t wake_mask; /* shards posted to this turn: woken at its end */
+	atomic_bool stop_wanted;
+	struct listener *listeners; /* the list main.c opened, for stop */
 	uint8_t *rbuf; /* SHARD_RBUF_SIZE bytes, shared by all reads */
 	struct conn *conns; /* every connection of this shard */
 	size_t conn_count;
@@ -36,12 +81,55 @@ struct shard {
 	struct conn *wheel[SHARD_WHEEL_SLOTS];
 	long wheel_pos; /* last second processed */
 	uint64_t match_stamp; /* route() generation */
+	uint32_t share_seq; /* msg->share_key of what it publishes */
 	double last_sys;
 	bool stopping;
 };
 
-int shard_init(struct shard *sh, struct broker *b, struct ev_loop *loop);
+int shard_init(struct shard *sh, struct broker *b, unsigned index,
+	       struct ev_loop *loop);
+/* Drop what other shards posted and nobody took, then free. */
 void shard_fini(struct shard *sh);
+/* Run shards 1.. on threads of their own (signals blocked there). */
+int shard_start_threads(struct broker *b);
+/*
+ * Every shard closes its connections (reason 0x8B) and stops its loop;
+ * called on the main thread, which then joins with shard_join_threads().
+ */
+void shard_stop_all(struct broker *b);
+void shard_join_threads(struct broker *b);
+
+/* The shard a client id belongs to: its session lives there. */
+unsigned shard_of_client(const struct broker *b, const char *id, size_t len);
+/* Give one reference of msg to shard `to` (woken at the end of the turn). */
+void shard_post_route(struct shard *sh, unsigned to, struct msg *msg);
+void shard_post(struct shard *sh, unsigned to, const struct inbox_item *it);
+
+/*
+ * From the main thread: park every other shard, so the caller may change
+ * what they share (limits, listeners) or touch their connections, then
+ * let them go.  Their wake-up runs once more after, to flush.
+ */
+void shard_pause_all(struct broker *b);
+void shard_resume_all(struct broker *b);
+
+/* The interest slot of a topic name or a filter without wildcards. */
+unsigned shard_interest_slot(const char *topic, size_t len);
+/* Whether shard may have a subscriber for a topic of this slot. */
+static inline bool shard_interested(const struct shard *sh, unsigned slot)
+{
+	return atomic_load_explicit(&sh->interest_wild,
+				    memory_order_acquire) ||
+	       atomic_load_explicit(&sh->interest_exact[slot],
+				    memory_order_acquire);
+}
+
+/* subtree_add/remove plus the interest and $share bookkeeping. */
+int shard_sub_add(struct shard *sh, const char *filter, size_t len,
+		  struct session *s, const struct sub_opts *opts,
+		  bool *replaced);
+int shard_sub_remove(struct shard *sh, const char *filter, size_t len,
+		     struct session *s);
 
 /* Put c in the flush list (once). */
 void shard_want_flush(struct shard *sh, struct conn *c);

@@ -64,6 +64,7 @@ struct group {
 	size_t count;
 	size_t cap;
 	size_t cursor; /* index of the member that gets the next message */
+	void *tag; /* the caller's (subtree_group_set_tag) */
 	size_t name_len;
 	char name[]; /* NUL-terminated: handed to the match callback */
 };
@@ -692,6 +693,22 @@ bool subtree_group_pick(const char *shared_group, const void *exclude,
 		}
 	}
 	return false;
+}
+
+static struct group *group_of_name(const char *shared_group)
+{
+	return (struct group *)(void *)(shared_group -
+					offsetof(struct group, name));
+}
+
+void *subtree_group_tag(const char *shared_group)
+{
+	return group_of_name(shared_group)->tag;
+}
+
+void subtree_group_set_tag(const char *shared_group, void *tag)
+{
+	group_of_name(shared_group)->tag = tag;
 }
 
 size_t subtree_count(const struct subtree *t)

@@ -89,6 +89,12 @@ bool subtree_group_pick(const char *shared_group, const void *exclude,
 const char *subtree_group_of(struct subtree *t, const char *filter,
 			     size_t len);
 
+/*
+ * A pointer the caller keeps with a shared group, NULL until set; it goes
+ * with the group when its last member is removed.
+ */
+void *subtree_group_tag(const char *shared_group);
+void subtree_group_set_tag(const char *shared_group, void *tag);
 /* Number of subscriptions held (shared members count one each). */
 size_t subtree_count(const struct subtree *t);
 

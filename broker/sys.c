@@ -55,12 +55,38 @@ static double load_update(struct load *l, uint64_t now_count, double dt)
 	return l->per_min;
 }
 
+/* Every shard's counters as it last copied them, added up. */
+static void sum_shards(struct broker *b, struct broker_stats *sum,
+		       size_t *sessions, size_t *subs)
+{
+	memset(sum, 0, sizeof(*sum));
+	*sessions = *subs = 0;
+	for (unsigned i = 0; i < b->shard_count; i++) {
+		struct shard *sh = &b->shards[i];
+
+		pthread_mutex_lock(&sh->snap_lock);
+		sum->clients_total += sh->snap.clients_total;
+		sum->msgs_received += sh->snap.msgs_received;
+		sum->msgs_sent += sh->snap.msgs_sent;
+		sum->publish_dropped += sh->snap.publish_dropped;
+		sum->bytes_received += sh->snap.bytes_received;
+		sum->bytes_sent += sh->snap.bytes_sent;
+		sum->malformed += sh->snap.malformed;
+		*sessions += sh->snap_sessions;
+		*subs += sh->snap_subs;
+		pthread_mutex_unlock(&sh->snap_lock);
+	}
+}
+
+/* On shard 0, which publishes for the whole broker. */
 void sys_tick(struct shard *sh, double now)
 {
-	/* Process-wide like the counters they follow (one shard today). */
 	static struct load recv_load, sent_load;
 	struct broker *b = sh->broker;
-	const struct broker_stats *st = &b->stats;
+	struct broker_stats sum;
+	const struct broker_stats *st = &sum;
+	size_t sessions, subs, retained;
+	uint64_t connected;
 	double dt = now - sh->last_sys;
 	char buf[64];
 
@@ -71,23 +97,27 @@ void sys_tick(struct shard *sh, double now)
 	if (sh->last_sys <= 0)
 		dt = 0;
 	sh->last_sys = now;
+	sum_shards(b, &sum, &sessions, &subs);
+	connected = (uint64_t)atomic_load(&b->clients_connected);
+	pthread_rwlock_rdlock(&b->retain_lock);
+	retained = retain_count(b->retain);
+	pthread_rwlock_unlock(&b->retain_lock);
 	publish(sh, "$SYS/broker/version", "cicada " PACKAGE_VERSION);
 	snprintf(buf, sizeof(buf), "%.0f seconds", now - b->start_time);
 	publish(sh, "$SYS/broker/uptime", buf);
-	publish_u64(sh, "$SYS/broker/clients/connected", st->clients_connected);
-	publish_u64(sh, "$SYS/broker/clients/active", st->clients_connected);
-	publish_u64(sh, "$SYS/broker/clients/total", b->session_count);
-	publish_u64(sh, "$SYS/broker/clients/maximum", st->clients_maximum);
+	publish_u64(sh, "$SYS/broker/clients/connected", connected);
+	publish_u64(sh, "$SYS/broker/clients/active", connected);
+	publish_u64(sh, "$SYS/broker/clients/total", sessions);
+	publish_u64(sh, "$SYS/broker/clients/maximum",
+		    (uint64_t)atomic_load(&b->clients_maximum));
 	publish_u64(sh, "$SYS/broker/messages/received", st->msgs_received);
 	publish_u64(sh, "$SYS/broker/messages/sent", st->msgs_sent);
 	publish_u64(sh, "$SYS/broker/publish/messages/dropped",
 		    st->publish_dropped);
 	publish_u64(sh, "$SYS/broker/bytes/received", st->bytes_received);
 	publish_u64(sh, "$SYS/broker/bytes/sent", st->bytes_sent);
-	publish_u64(sh, "$SYS/broker/subscriptions/count",
-		    subtree_count(sh->subs));
-	publish_u64(sh, "$SYS/broker/retained messages/count",
-		    retain_count(b->retain));
+	publish_u64(sh, "$SYS/broker/subscriptions/count", subs);
+	publish_u64(sh, "$SYS/broker/retained messages/count", retained);
 	snprintf(buf, sizeof(buf), "%.2f",
 		 load_update(&recv_load, st->msgs_received, dt));
 	publish(sh, "$SYS/broker/load/messages/received/1min", buf);

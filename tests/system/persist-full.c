@@ -99,6 +99,13 @@ static int publish_one(int fd, uint8_t version, const char *topic,
 	return pkt.u.ack.reason;
 }
 
+/*
+ * Run with 1 and 2 shards (_i).  With two, the subscriber's session may
+ * live on the other shard: a publisher whose message that shard could not
+ * store is then disconnected unacknowledged rather than answered 0x80
+ * (its PUBACK was already written, held for the other shard's answer;
+ * decisions #13).
+ */
 START_TEST(test_disk_full)
 {
 	static bool acked[MAX_MSGS];
@@ -106,11 +113,13 @@ START_TEST(test_disk_full)
 	uint32_t seq, n_acked = 0, got = 0;
 	int fd, pub, rc = 0, closes = 0, reason;
 	bool refused = false;
+	char conf[128];
 
 	/* Only errors in the log: it shares the limit with the database. */
 	set_fsize(FSIZE_LIMIT);
-	ck_assert_int_eq(persist_start(&pb, "log_type none\nlog_type error\n"),
-			 0);
+	snprintf(conf, sizeof(conf),
+		 "log_type none\nlog_type error\nshards %d\n", _i);
+	ck_assert_int_eq(persist_start(&pb, conf), 0);
 
 	fd = raw_session("df-sub", MQTT_V5, true, &reason);
 	ck_assert_int_eq(reason, 0);
@@ -118,7 +127,8 @@ START_TEST(test_disk_full)
 	close(fd); /* offline: everything for it must be stored */
 
 	pub = raw_session("df-pub", MQTT_V5, false, &reason);
-	for (seq = 0; seq < MAX_MSGS && !refused; seq++) {
+	for (seq = 0; seq < MAX_MSGS && !refused && (_i == 1 || closes < 3);
+	     seq++) {
 		rc = publish_one(pub, MQTT_V5, "df/t", (uint16_t)(seq % 1000 + 1),
 				 seq, false);
 		if (rc == 0) {
@@ -137,7 +147,8 @@ START_TEST(test_disk_full)
 	}
 	printf("  %u acknowledged, %d connections closed unacknowledged, "
 	       "refused with 0x80 after %u publishes\n", n_acked, closes, seq);
-	ck_assert_msg(refused, "no PUBACK 0x80 within %d publishes of %d B",
+	ck_assert_msg(refused || (_i > 1 && closes),
+		      "no PUBACK 0x80 within %d publishes of %d B",
 		      MAX_MSGS, PAYLOAD_LEN);
 	ck_assert_uint_gt(n_acked, 0);
 	ck_assert(broker_wait_log(&pb.b, "persistence failed", WAIT_MS));
@@ -206,7 +217,7 @@ int main(void)
 	int failed;
 
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_disk_full);
+	tcase_add_loop_test(tc, test_disk_full, 1, 3);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

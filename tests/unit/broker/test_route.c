@@ -3,12 +3,20 @@
  * folded into one delivery at the highest QoS granted (capped at the
  * message's) with every subscription identifier, No Local, the retain
  * flag as published or cleared, shared groups delivered apart, the count
- * route_message() returns, and the retained store kept up to date.
+ * route_message() returns, and the retained store kept up to date.  With
+ * two or three shards: what is posted to which shard (only those whose
+ * interest index has the topic's slot or a wildcard, every one when the
+ * publisher waits for confirmation), delivery there by route_local(), the
+ * share key numbered by the publishing shard, a shared group with members
+ * on two shards delivered once per message, and route_confirm().
  *
- * route.c is included; session_deliver() is a fake recording each call,
- * and the subscription tree, retained store and messages are the real
- * ones, linked from libcicada_broker.a.  Sessions are plain structs: the
- * router only uses their match_* scratch fields.
+ * route.c is included; session_deliver(), shard_post_route() (the posts
+ * are kept for the test to hand to route_local()), the persist_* calls
+ * and ev_async_send() are fakes recording each call, shard_interest_slot()
+ * is a copy of shard.c's (shard.c is not linked), and the subscription
+ * tree, retained store, $share registry and messages are the real ones,
+ * linked from libcicada_broker.a.  Sessions are plain structs: the router
+ * only uses their match_* scratch fields.
  */
 #include <check.h>
 #include <stdbool.h>
@@ -37,11 +45,94 @@ struct call {
 static struct call calls[MAX_CALLS];
 static size_t ncalls;
 
+/*
+ * shard.c stays out of the link (its shard_now and shard_post_route are
+ * faked below, and it would bring the connections and libev with it), so
+ * the interest slot route_message() asks for is given here: the same
+ * FNV-1a as shard.c's, which test_shard.c checks, so that topics whose
+ * slots differ here differ in the broker too.
+ */
+unsigned shard_interest_slot(const char *topic, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)topic[i]) * 16777619u;
+	return (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1);
+}
+
 /* route_will() reads the clock; a fixed one keeps shard.c out of the link. */
 double shard_now(struct shard *sh)
 {
 	(void)sh;
 	return 1000.0;
+}
+
+/*
+ * What route_message() posted to other shards: one reference of the
+ * message each, which the test gives back (posts_drop).
+ */
+struct post {
+	unsigned from, to;
+	struct msg *msg;
+};
+
+#define MAX_POSTS 16
+static struct post posts[MAX_POSTS];
+static size_t nposts;
+
+void shard_post_route(struct shard *sh, unsigned to, struct msg *msg)
+{
+	ck_assert_uint_lt(nposts, MAX_POSTS);
+	ck_assert_uint_ne(sh->index, to);
+	ck_assert_uint_lt(to, sh->broker->shard_count);
+	posts[nposts].from = sh->index;
+	posts[nposts].to = to;
+	posts[nposts].msg = msg;
+	nposts++;
+}
+
+/* Storage as route_confirm() sees it. */
+static uint64_t fake_hold_seq;
+static unsigned group_ends;
+
+uint64_t persist_hold_seq(const struct broker *b)
+{
+	(void)b;
+	return fake_hold_seq;
+}
+
+void persist_group_end(struct broker *b)
+{
+	(void)b;
+	group_ends++;
+}
+
+/*
+ * route_confirm() wakes the publisher's shard; libev is not linked, this
+ * records the wake-ups instead.
+ */
+#define MAX_WAKES 8
+static struct {
+	struct ev_loop *loop;
+	ev_async *w;
+} wakes[MAX_WAKES];
+static size_t nwakes;
+
+void ev_async_send(struct ev_loop *loop, ev_async *w)
+{
+	ck_assert_uint_lt(nwakes, MAX_WAKES);
+	wakes[nwakes].loop = loop;
+	wakes[nwakes].w = w;
+	nwakes++;
+}
+
+/* Give back the references the posts hold. */
+static void posts_drop(void)
+{
+	for (size_t i = 0; i < nposts; i++)
+		msg_unref(posts[i].msg);
+	nposts = 0;
 }
 
 /* What storage was told of the retained store: the last change. */
@@ -96,20 +187,31 @@ static void setup(void)
 	memset(&broker, 0, sizeof(broker));
 	memset(&shard, 0, sizeof(shard));
 	memset(sess, 0, sizeof(sess));
-	broker.shard = &shard;
+	broker.shards = &shard;
+	broker.shard_count = 1;
+	ck_assert_int_eq(pthread_rwlock_init(&broker.retain_lock, NULL), 0);
 	shard.broker = &broker;
 	shard.subs = subtree_new();
 	broker.retain = retain_new();
+	broker.shares = share_registry_new(1);
 	ck_assert_ptr_nonnull(shard.subs);
 	ck_assert_ptr_nonnull(broker.retain);
+	ck_assert_ptr_nonnull(broker.shares);
 	memset(&persisted, 0, sizeof(persisted));
 	ncalls = 0;
+	nposts = 0;
+	nwakes = 0;
+	group_ends = 0;
+	fake_hold_seq = 0;
 }
 
 static void teardown(void)
 {
+	ck_assert_uint_eq(nposts, 0); /* every post given back */
 	subtree_free(shard.subs);
 	retain_free(broker.retain);
+	share_registry_free(broker.shares);
+	pthread_rwlock_destroy(&broker.retain_lock);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -573,6 +675,553 @@ START_TEST(test_retained_store)
 }
 END_TEST
 
+/* ----------------------------------------------------------- two shards */
+
+/*
+ * Two shards of one broker, their own trees; the fixture's shard is not
+ * used.  What shard.c's shard_sub_add() keeps is kept here by hand: the
+ * interest index (a filter without wildcards counted in its topic's slot,
+ * one with '+' or '#' or a $share one in the wild count) and, for a
+ * shared group, its tag in the registry and the member count of this
+ * shard.
+ */
+static unsigned slot_of(const char *topic)
+{
+	return shard_interest_slot(topic, strlen(topic));
+}
+
+/* One subscription more (delta 1) or less (-1) in sh's interest index. */
+static void interest_count(struct shard *sh, const char *filter, int delta)
+{
+	bool wild = strchr(filter, '+') || strchr(filter, '#') ||
+		    strncmp(filter, "$share/", 7) == 0;
+	atomic_uint *n = wild ? &sh->interest_wild
+			      : &sh->interest_exact[slot_of(filter)];
+
+	if (delta < 0)
+		ck_assert_uint_gt(atomic_load(n), 0);
+	atomic_fetch_add(n, (unsigned)delta);
+}
+
+/* No subscription counted anywhere in sh's index. */
+static void assert_no_interest(const struct shard *sh)
+{
+	ck_assert_uint_eq(atomic_load(&sh->interest_wild), 0);
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+		ck_assert_uint_eq(atomic_load(&sh->interest_exact[i]), 0);
+}
+
+static struct shard two[3]; /* two of them, three for some tests */
+
+static void shards_setup(unsigned n)
+{
+	share_registry_free(broker.shares);
+	broker.shares = share_registry_new(n);
+	ck_assert_ptr_nonnull(broker.shares);
+	memset(two, 0, sizeof(two));
+	for (unsigned i = 0; i < n; i++) {
+		two[i].broker = &broker;
+		two[i].index = i;
+		two[i].subs = subtree_new();
+		ck_assert_ptr_nonnull(two[i].subs);
+	}
+	broker.shards = two;
+	broker.shard_count = n;
+}
+
+static void two_setup(void)
+{
+	shards_setup(2);
+}
+
+static void two_teardown(void)
+{
+	ck_assert_uint_eq(nposts, 0); /* every test gives its posts back */
+	for (unsigned i = 0; i < broker.shard_count; i++)
+		subtree_free(two[i].subs);
+	for (unsigned i = 0; i < broker.shard_count; i++)
+		assert_no_interest(&two[i]);
+	broker.shards = &shard;
+	broker.shard_count = 1;
+}
+
+static void subscribe_on(struct shard *sh, const struct sub_row *r)
+{
+	struct sub_opts o = {
+		.qos = r->qos,
+		.no_local = r->no_local,
+		.retain_as_published = r->rap,
+		.subscription_id = r->id,
+	};
+	size_t len = strlen(r->filter);
+	const char *group;
+	bool replaced;
+
+	ck_assert_int_eq(subtree_add(sh->subs, r->filter, len, r->s, &o,
+				     &replaced), 0);
+	group = subtree_group_of(sh->subs, r->filter, len);
+	if (group) {
+		struct share_group *g = subtree_group_tag(group);
+
+		if (!g) {
+			g = share_group_get(broker.shares, r->filter, len);
+			ck_assert_ptr_nonnull(g);
+			subtree_group_set_tag(group, g);
+		}
+		if (!replaced)
+			share_group_member(broker.shares, g, sh->index, 1);
+	}
+	if (!replaced)
+		interest_count(sh, r->filter, 1);
+}
+
+static void unsubscribe_on(struct shard *sh, struct session *s,
+			   const char *filter)
+{
+	size_t len = strlen(filter);
+	const char *group = subtree_group_of(sh->subs, filter, len);
+	struct share_group *g = group ? subtree_group_tag(group) : NULL;
+
+	ck_assert_int_eq(subtree_remove(sh->subs, filter, len, s), 0);
+	if (g) {
+		share_group_member(broker.shares, g, sh->index, -1);
+		if (!subtree_group_of(sh->subs, filter, len))
+			share_group_put(broker.shares, g);
+	}
+	interest_count(sh, filter, -1);
+}
+
+/* A topic other than avoid whose interest slot is that of like. */
+static const char *slot_twin(const char *like, const char *avoid)
+{
+	static char t[32];
+	const unsigned want = slot_of(like);
+
+	for (unsigned i = 0; i < 1u << 20; i++) {
+		snprintf(t, sizeof(t), "c/%u", i);
+		if (slot_of(t) == want && strcmp(t, avoid) != 0)
+			return t;
+	}
+	ck_abort_msg("no topic in the slot of %s", like);
+	return NULL;
+}
+
+/*
+ * A message goes to the other shard only when that one may have a
+ * subscriber of its topic (the interest index), with a reference of its
+ * own; there route_local() delivers it.  A shard whose only subscription
+ * is exact gets the messages of that topic (and of the topics sharing its
+ * slot), not the others; one with a wildcard gets every message.
+ */
+START_TEST(test_two_shards_post)
+{
+	static const struct sub_row a = { A, "a/b", 2, 7, false, false },
+				    b = { B, "#", 1, 0, false, false };
+	const char *twin;
+	struct msg *m;
+
+	/* a/c must not share a/b's slot for the finer tests below. */
+	ck_assert_uint_ne(slot_of("a/b"), slot_of("a/c"));
+	ck_assert_uint_ne(slot_of("a/b"), slot_of("z"));
+	two_setup();
+	/* Nobody anywhere: no post, nothing delivered. */
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	ck_assert_uint_eq(ncalls, 0);
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+
+	/* A on shard 1: posted there, not delivered on shard 0. */
+	subscribe_on(&two[1], &a);
+	ck_assert_uint_eq(atomic_load(&two[1].interest_exact[slot_of("a/b")]),
+			  1);
+	ck_assert_uint_eq(atomic_load(&two[1].interest_wild), 0);
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(ncalls, 0);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].from, 0);
+	ck_assert_uint_eq(posts[0].to, 1);
+	ck_assert_ptr_eq(posts[0].msg, m);
+	ck_assert_uint_eq(m->refs, 2); /* the post's and ours */
+	/* Shard 1 takes it: A gets it, folded as usual. */
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 1);
+	ck_assert_uint_eq(ncalls, 1);
+	ck_assert_ptr_eq(calls[0].s, A);
+	ck_assert_ptr_eq(calls[0].msg, m);
+	ck_assert_uint_eq(calls[0].qos, 1);
+	ck_assert_uint_eq(calls[0].sub_id_count, 1);
+	ck_assert_uint_eq(calls[0].sub_ids[0], 7);
+	posts_drop();
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+
+	/* Only a/b's slot: a/c and z are not posted to shard 1. */
+	ncalls = 0;
+	m = mk("a/c", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+	m = mk("z", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+	ck_assert_uint_eq(ncalls, 0);
+
+	/* Published on shard 1: B there and A here; one post to shard 0. */
+	subscribe_on(&two[0], &b);
+	ck_assert_uint_eq(atomic_load(&two[0].interest_wild), 1);
+	ncalls = 0;
+	m = mk("a/b", "x", 2, false, NULL);
+	ck_assert_uint_eq(route_message(&two[1], m), 2);
+	ck_assert_uint_eq(ncalls, 1);
+	ck_assert_ptr_eq(calls[0].s, A);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].from, 1);
+	ck_assert_uint_eq(posts[0].to, 0);
+	ck_assert_uint_eq(route_local(&two[0], posts[0].msg), 1);
+	ck_assert_ptr_eq(calls[1].s, B);
+	ck_assert_uint_eq(calls[1].qos, 1);
+	posts_drop();
+	msg_unref(m);
+
+	/* A wildcard takes anything: a topic only B matches goes to it. */
+	ncalls = 0;
+	m = mk("z", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[1], m), 1);
+	ck_assert_uint_eq(ncalls, 0);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 0);
+	ck_assert_uint_eq(route_local(&two[0], posts[0].msg), 1);
+	ck_assert_ptr_eq(calls[0].s, B);
+	posts_drop();
+	msg_unref(m);
+
+	/* The other way, B's wildcard does not reach shard 1's index. */
+	ncalls = 0;
+	m = mk("a/c", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1); /* B, locally */
+	ck_assert_uint_eq(nposts, 0);
+	ck_assert_uint_eq(ncalls, 1);
+	ck_assert_ptr_eq(calls[0].s, B);
+	msg_unref(m);
+	ncalls = 0;
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 2); /* B, and posted */
+	ck_assert_uint_eq(ncalls, 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	posts_drop();
+	msg_unref(m);
+
+	/*
+	 * A topic in a/b's slot: the index cannot tell it from a/b, so it is
+	 * posted, and shard 1's tree delivers it to nobody.
+	 */
+	twin = slot_twin("a/b", "a/b");
+	ncalls = 0;
+	m = mk(twin, "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 2); /* B, and posted */
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 0);
+	ck_assert_uint_eq(ncalls, 1); /* B's only */
+	posts_drop();
+	msg_unref(m);
+
+	/* A leaves: shard 1 has no interest, nothing is posted to it. */
+	unsubscribe_on(&two[1], A, "a/b");
+	assert_no_interest(&two[1]);
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1); /* B, locally */
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+	unsubscribe_on(&two[0], B, "#");
+	two_teardown();
+}
+END_TEST
+
+/*
+ * Interest counted by hand, without a tree behind it, as another shard
+ * reads it: an exact count posts the topics of its slot, the wild count
+ * every topic; the receiving tree has nobody, so nothing is delivered.
+ */
+START_TEST(test_two_shards_counts)
+{
+	const unsigned ab = slot_of("a/b");
+	struct msg *m;
+
+	ck_assert_uint_ne(ab, slot_of("a/c"));
+	shards_setup(3);
+	atomic_store(&two[2].interest_exact[ab], 1);
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 2);
+	ck_assert_uint_eq(route_local(&two[2], posts[0].msg), 0);
+	posts_drop();
+	msg_unref(m);
+	m = mk("a/c", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+
+	/* Shard 1 with a wild count: a/c goes there, a/b to both. */
+	atomic_store(&two[1].interest_wild, 2);
+	m = mk("a/c", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	posts_drop();
+	msg_unref(m);
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 2);
+	ck_assert_uint_eq(nposts, 2);
+	ck_assert_uint_eq(posts[0].to, 1);
+	ck_assert_uint_eq(posts[1].to, 2);
+	posts_drop();
+	msg_unref(m);
+	/* The publisher's own counts do not matter to it. */
+	atomic_store(&two[1].interest_wild, 0);
+	atomic_store(&two[2].interest_exact[ab], 0);
+	atomic_store(&two[0].interest_wild, 1);
+	m = mk("a/b", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+	atomic_store(&two[0].interest_wild, 0);
+	ck_assert_uint_eq(ncalls, 0);
+	two_teardown();
+}
+END_TEST
+
+/* A retained message is stored once, by the shard it was published on. */
+START_TEST(test_two_shards_retain)
+{
+	static const struct sub_row a = { A, "r/#", 1, 0, false, false };
+	struct msg *m = mk("r/1", "x", 1, true, NULL);
+
+	two_setup();
+	subscribe_on(&two[1], &a);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(persisted.calls, 1);
+	ck_assert_uint_eq(retain_count(broker.retain), 1);
+	ck_assert_uint_eq(m->refs, 3); /* ours, the store's, the post's */
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 1);
+	ck_assert(!calls[0].retain);
+	ck_assert_uint_eq(retain_count(broker.retain), 1);
+	ck_assert_uint_eq(persisted.calls, 1); /* route_local keeps nothing */
+	posts_drop();
+	msg_unref(m);
+	unsubscribe_on(&two[1], A, "r/#");
+	two_teardown();
+}
+END_TEST
+
+/*
+ * A group with one member on shard 0 and two on shard 1: both shards get
+ * each message and exactly one of them delivers it.  The key the shards
+ * agree on is msg->share_key, which the publishing shard numbers 1, 2, 3
+ * ...: share_group_mine() takes it modulo the three members, so shard 0
+ * delivers the messages whose key is a multiple of 3 and shard 1 the
+ * others, exactly two in three.
+ */
+START_TEST(test_two_shards_shared_group)
+{
+	enum { N = 300 };
+	static const struct sub_row g0 = { A, "$share/g/t", 1, 0, false,
+					   false },
+				    g1 = { B, "$share/g/t", 1, 0, false,
+					   false },
+				    g2 = { C, "$share/g/t", 1, 0, false,
+					   false };
+	static struct msg *m[N];
+	size_t on1 = 0, n0, n1;
+
+	two_setup();
+	subscribe_on(&two[0], &g0);
+	subscribe_on(&two[1], &g1);
+	subscribe_on(&two[1], &g2);
+	for (size_t i = 0; i < N; i++) {
+		m[i] = mk("t", "x", 1, false, NULL);
+		ncalls = 0;
+		n0 = route_message(&two[0], m[i]);
+		ck_assert_uint_eq(m[i]->share_key, i + 1);
+		ck_assert_uint_eq(two[0].share_seq, i + 1);
+		ck_assert_uint_eq(nposts, 1); /* always to shard 1 */
+		ck_assert_uint_eq(n0, ncalls + 1);
+		n1 = route_local(&two[1], posts[0].msg);
+		posts_drop();
+		ck_assert_msg(ncalls == 1, "message %zu delivered %zu times",
+			      i, ncalls);
+		ck_assert_str_eq(calls[0].group, "g");
+		if (n1)
+			ck_assert(calls[0].s == B || calls[0].s == C);
+		else
+			ck_assert_ptr_eq(calls[0].s, A);
+		ck_assert_msg(n1 == ((i + 1) % 3 != 0),
+			      "message %zu (key %u) on the wrong shard", i,
+			      (unsigned)m[i]->share_key);
+		on1 += n1;
+	}
+	ck_assert_uint_eq(on1, N * 2 / 3);
+	ck_assert_uint_eq(two[1].share_seq, 0); /* it published nothing */
+	for (size_t i = 0; i < N; i++)
+		msg_unref(m[i]);
+
+	/* The member on shard 0 leaves: shard 1 delivers everything. */
+	unsubscribe_on(&two[0], A, "$share/g/t");
+	for (size_t i = 0; i < 20; i++) {
+		struct msg *x = mk("t", "x", 1, false, NULL);
+
+		ncalls = 0;
+		ck_assert_uint_eq(route_message(&two[0], x), 1); /* posted */
+		ck_assert_uint_eq(ncalls, 0);
+		ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 1);
+		posts_drop();
+		msg_unref(x);
+	}
+	unsubscribe_on(&two[1], B, "$share/g/t");
+	unsubscribe_on(&two[1], C, "$share/g/t");
+	two_teardown();
+}
+END_TEST
+
+/*
+ * msg->share_key: numbered by the publishing shard, one counter each, on
+ * a broker of several shards; left alone with one shard, where
+ * share_group_mine() does not read it.
+ */
+START_TEST(test_share_key)
+{
+	static const struct sub_row a = { A, "#", 1, 0, false, false };
+	static const struct {
+		unsigned on;
+		uint32_t key;
+	} rows[] = { { 0, 1 }, { 0, 2 }, { 1, 1 }, { 0, 3 }, { 1, 2 } };
+	struct msg *m = mk("k", "x", 1, false, NULL);
+
+	ck_assert_uint_eq(route_message(&shard, m), 0);
+	ck_assert_uint_eq(m->share_key, 0);
+	ck_assert_uint_eq(shard.share_seq, 0);
+	msg_unref(m);
+
+	two_setup();
+	subscribe_on(&two[1], &a);
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		m = mk("k", "x", 1, false, NULL);
+		route_message(&two[rows[i].on], m);
+		ck_assert_msg(m->share_key == rows[i].key,
+			      "message %zu: key %u", i,
+			      (unsigned)m->share_key);
+		ck_assert_uint_eq(two[rows[i].on].share_seq, rows[i].key);
+		/* Taken on the other shard, the key stays. */
+		for (size_t p = 0; p < nposts; p++)
+			route_local(&two[posts[p].to], posts[p].msg);
+		ck_assert_uint_eq(m->share_key, rows[i].key);
+		posts_drop();
+		msg_unref(m);
+	}
+	ck_assert_uint_eq(two[0].share_seq, 3);
+	ck_assert_uint_eq(two[1].share_seq, 2);
+	unsubscribe_on(&two[1], A, "#");
+	two_teardown();
+}
+END_TEST
+
+/* ------------------------------------------------------- confirmation */
+
+/* Nobody waits (confirm_from 0): route_confirm does nothing. */
+START_TEST(test_confirm_not_waited)
+{
+	static const struct sub_row a = { A, "t", 1, 0, false, false };
+	struct msg *m = mk("t", "x", 1, false, NULL);
+
+	two_setup();
+	subscribe_on(&two[1], &a);
+	fake_hold_seq = 9;
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(atomic_load(&m->remote_pending), 0);
+	route_local(&two[1], posts[0].msg);
+	route_confirm(&two[1], posts[0].msg, false);
+	ck_assert_uint_eq(nwakes, 0);
+	ck_assert_uint_eq(atomic_load(&m->remote_seq), 0);
+	ck_assert_uint_eq(group_ends, 0);
+	posts_drop();
+	msg_unref(m);
+	unsubscribe_on(&two[1], A, "t");
+	two_teardown();
+}
+END_TEST
+
+struct confirm_row {
+	const char *name;
+	bool group; /* confirm_group */
+	bool refused; /* storage refused a record on the second shard */
+	uint64_t seq[2]; /* hold seq on shards 1 and 2 */
+};
+
+static const struct confirm_row confirm_rows[] = {
+	{ "plain", false, false, { 5, 3 } },
+	{ "higher last", false, false, { 3, 8 } },
+	{ "group", true, false, { 4, 4 } },
+	{ "refused", false, true, { 2, 2 } },
+};
+
+/*
+ * A publisher on shard 0 that waits: every other shard gets the message,
+ * interested or not; each confirms once, the highest storage sequence is
+ * kept, one refusal refuses the whole, and the last one wakes the
+ * publisher's shard (and closes its storage group when it opened one).
+ */
+START_TEST(test_confirm_all_shards)
+{
+	const struct confirm_row *r = &confirm_rows[_i];
+	static const struct sub_row a = { A, "t", 1, 0, false, false };
+	struct msg *m = mk("t", "x", 1, false, NULL);
+
+	shards_setup(3);
+	subscribe_on(&two[2], &a); /* shard 1 has no interest */
+	m->confirm_from = 1; /* shard 0 + 1 */
+	m->confirm_group = r->group;
+	ck_assert_uint_eq(route_message(&two[0], m), 2);
+	ck_assert_uint_eq(nposts, 2);
+	ck_assert_uint_eq(posts[0].to, 1);
+	ck_assert_uint_eq(posts[1].to, 2);
+	ck_assert_uint_eq(atomic_load(&m->remote_pending), 2);
+	ck_assert_uint_eq(m->refs, 3);
+
+	fake_hold_seq = r->seq[0];
+	ck_assert_uint_eq(route_local(&two[1], m), 0);
+	route_confirm(&two[1], m, false);
+	ck_assert_uint_eq(nwakes, 0);
+	ck_assert_uint_eq(group_ends, 0);
+	ck_assert_uint_eq(atomic_load(&m->remote_pending), 1);
+	ck_assert_uint_eq(atomic_load(&m->remote_seq), r->seq[0]);
+
+	fake_hold_seq = r->seq[1];
+	ck_assert_uint_eq(route_local(&two[2], m), 1);
+	route_confirm(&two[2], m, r->refused);
+	ck_assert_uint_eq(atomic_load(&m->remote_pending), 0);
+	ck_assert_uint_eq(atomic_load(&m->remote_seq),
+			  r->seq[0] > r->seq[1] ? r->seq[0] : r->seq[1]);
+	ck_assert(atomic_load(&m->remote_refused) == r->refused);
+	ck_assert_uint_eq(group_ends, r->group ? 1 : 0);
+	/* The publisher's shard is woken, once. */
+	ck_assert_uint_eq(nwakes, 1);
+	ck_assert_ptr_eq(wakes[0].loop, two[0].loop);
+	ck_assert_ptr_eq(wakes[0].w, &two[0].wake);
+
+	posts_drop();
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+	unsubscribe_on(&two[2], A, "t");
+	two_teardown();
+}
+END_TEST
+
 /* --------------------------------------------------------------- suite */
 
 static Suite *route_suite(void)
@@ -588,6 +1237,14 @@ static Suite *route_suite(void)
 	tcase_add_test(tc, test_shared_two_groups);
 	tcase_add_test(tc, test_reached_count);
 	tcase_add_test(tc, test_retained_store);
+	tcase_add_test(tc, test_two_shards_post);
+	tcase_add_test(tc, test_two_shards_counts);
+	tcase_add_test(tc, test_two_shards_retain);
+	tcase_add_test(tc, test_two_shards_shared_group);
+	tcase_add_test(tc, test_share_key);
+	tcase_add_test(tc, test_confirm_not_waited);
+	tcase_add_loop_test(tc, test_confirm_all_shards, 0,
+			    NELEM(confirm_rows));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,9 +7,10 @@
  * id set, and the hand-over of shared-group messages when a session ends.
  *
  * session.c is isolated from the network by link seams: this file defines
- * conn_send() and conn_send_publish() (recording every call) and shard_now()
- * (a clock the tests move), and includes msg.c and subtree.c for real
- * messages and a real subscription tree.  Nothing here needs libev.
+ * conn_send() and conn_send_publish() (recording every call), shard_now()
+ * (a clock the tests move) and shard_sub_remove() (straight to the tree),
+ * and includes msg.c and subtree.c for real messages and a real
+ * subscription tree.  The registry is the one shard's.  Nothing here needs libev.
  * session.c's malloc, calloc and realloc are wrapped to fail on demand.
  */
 #include <check.h>
@@ -240,12 +241,29 @@ static struct broker broker;
 static struct shard shard;
 static struct conn conns[2];
 
+/*
+ * session_destroy unsubscribes through the shard, which also keeps its
+ * interest count and the $share registry (tested in test_shard.c and
+ * test_share.c); here the tree is all there is.
+ */
+static unsigned sub_removes;
+
+int shard_sub_remove(struct shard *sh, const char *filter, size_t len,
+		     struct session *s)
+{
+	ck_assert_ptr_eq(sh, &shard);
+	ck_assert_ptr_eq(s->shard, sh);
+	sub_removes++;
+	return subtree_remove(sh->subs, filter, len, s);
+}
+
 static void setup(void)
 {
 	memset(&broker, 0, sizeof(broker));
 	memset(&shard, 0, sizeof(shard));
 	memset(conns, 0, sizeof(conns));
-	broker.shard = &shard;
+	broker.shards = &shard;
+	broker.shard_count = 1;
 	shard.broker = &broker;
 	shard.subs = subtree_new();
 	ck_assert_ptr_nonnull(shard.subs);
@@ -259,12 +277,13 @@ static void setup(void)
 	nsent = 0;
 	publish_refuse = 0;
 	alloc_budget = -1;
+	sub_removes = 0;
 }
 
 static void teardown(void)
 {
-	session_destroy_all(&broker);
-	ck_assert_uint_eq(broker.session_count, 0);
+	session_destroy_all(&shard);
+	ck_assert_uint_eq(shard.session_count, 0);
 	ck_assert_uint_eq(subtree_count(shard.subs), 0);
 	subtree_free(shard.subs);
 }
@@ -287,7 +306,7 @@ static struct msg *mk(const char *topic, size_t payload_len, uint8_t qos)
 
 static struct session *new_session(const char *id)
 {
-	struct session *s = session_new(&broker, id, strlen(id));
+	struct session *s = session_new(&shard, id, strlen(id));
 
 	ck_assert_ptr_nonnull(s);
 	return s;
@@ -376,11 +395,11 @@ static void assert_queue(const struct session *s, const char *const *topics,
 
 START_TEST(test_find_in_empty_registry)
 {
-	ck_assert_ptr_null(broker.sessions);
-	ck_assert_ptr_null(session_find(&broker, "a", 1));
-	ck_assert_ptr_null(session_find(&broker, "", 0));
-	session_destroy_all(&broker); /* nothing to do */
-	ck_assert_uint_eq(broker.session_buckets, 0);
+	ck_assert_ptr_null(shard.sessions);
+	ck_assert_ptr_null(session_find(&shard, "a", 1));
+	ck_assert_ptr_null(session_find(&shard, "", 0));
+	session_destroy_all(&shard); /* nothing to do */
+	ck_assert_uint_eq(shard.session_buckets, 0);
 }
 END_TEST
 
@@ -413,9 +432,9 @@ START_TEST(test_registry_ids)
 
 	memset(long_id, 'x', sizeof(long_id));
 	for (i = 0; i < NELEM(id_rows); i++) {
-		s[i] = session_new(&broker, id_rows[i].id, id_rows[i].len);
+		s[i] = session_new(&shard, id_rows[i].id, id_rows[i].len);
 		ck_assert_ptr_nonnull(s[i]);
-		ck_assert_ptr_eq(s[i]->broker, &broker);
+		ck_assert_ptr_eq(s[i]->shard, &shard);
 		ck_assert_ptr_null(s[i]->conn);
 		ck_assert_uint_eq(s[i]->client_id_len, id_rows[i].len);
 		ck_assert_mem_eq(s[i]->client_id, id_rows[i].id,
@@ -427,32 +446,32 @@ START_TEST(test_registry_ids)
 		ck_assert_uint_eq(s[i]->inflight_count, 0);
 		ck_assert_uint_eq(s[i]->queued_count, 0);
 	}
-	ck_assert_uint_eq(broker.session_count, NELEM(id_rows));
-	ck_assert_uint_eq(broker.session_buckets, 1024);
+	ck_assert_uint_eq(shard.session_count, NELEM(id_rows));
+	ck_assert_uint_eq(shard.session_buckets, 1024);
 	for (i = 0; i < NELEM(id_rows); i++)
-		ck_assert_ptr_eq(session_find(&broker, id_rows[i].id,
+		ck_assert_ptr_eq(session_find(&shard, id_rows[i].id,
 					      id_rows[i].len), s[i]);
 	/* Not there: one byte more, one byte changed. */
-	ck_assert_ptr_null(session_find(&broker, "abcd", 4));
-	ck_assert_ptr_null(session_find(&broker, "\xff\xff\xff", 3));
-	ck_assert_ptr_null(session_find(&broker, "\xfe", 1));
-	ck_assert_ptr_null(session_find(&broker, long_id,
+	ck_assert_ptr_null(session_find(&shard, "abcd", 4));
+	ck_assert_ptr_null(session_find(&shard, "\xff\xff\xff", 3));
+	ck_assert_ptr_null(session_find(&shard, "\xfe", 1));
+	ck_assert_ptr_null(session_find(&shard, long_id,
 					sizeof(long_id) - 1));
 
 	/* Destroy in another order; the others stay found. */
 	for (i = 0; i < NELEM(id_rows); i += 2)
 		session_destroy(s[i]);
 	for (i = 0; i < NELEM(id_rows); i++) {
-		struct session *f = session_find(&broker, id_rows[i].id,
+		struct session *f = session_find(&shard, id_rows[i].id,
 						 id_rows[i].len);
 
 		ck_assert_ptr_eq(f, i % 2 ? s[i] : NULL);
 	}
 	for (i = 1; i < NELEM(id_rows); i += 2)
 		session_destroy(s[i]);
-	ck_assert_uint_eq(broker.session_count, 0);
+	ck_assert_uint_eq(shard.session_count, 0);
 	for (j = 0; j < NELEM(id_rows); j++)
-		ck_assert_ptr_null(session_find(&broker, id_rows[j].id,
+		ck_assert_ptr_null(session_find(&shard, id_rows[j].id,
 						id_rows[j].len));
 }
 END_TEST
@@ -477,35 +496,35 @@ START_TEST(test_registry_growth)
 	for (i = 0; i < N; i++) {
 		int n = snprintf(id, sizeof(id), "dev\x01%zu", i);
 
-		s[i] = session_new(&broker, id, (size_t)n);
+		s[i] = session_new(&shard, id, (size_t)n);
 		ck_assert_ptr_nonnull(s[i]);
-		ck_assert_uint_eq(broker.session_count, i + 1);
-		ck_assert_uint_eq(broker.session_buckets,
+		ck_assert_uint_eq(shard.session_count, i + 1);
+		ck_assert_uint_eq(shard.session_buckets,
 				  expected_buckets(i + 1));
 	}
-	ck_assert_uint_eq(broker.session_buckets, 8192);
+	ck_assert_uint_eq(shard.session_buckets, 8192);
 	for (i = 0; i < N; i++) {
 		int n = snprintf(id, sizeof(id), "dev\x01%zu", i);
 
-		ck_assert_ptr_eq(session_find(&broker, id, (size_t)n), s[i]);
+		ck_assert_ptr_eq(session_find(&shard, id, (size_t)n), s[i]);
 	}
 	/* Every 3rd goes: chains lose heads, middles and tails. */
 	for (i = 0; i < N; i += 3)
 		session_destroy(s[i]);
-	ck_assert_uint_eq(broker.session_count, N - (N + 2) / 3);
+	ck_assert_uint_eq(shard.session_count, N - (N + 2) / 3);
 	for (i = 0; i < N; i++) {
 		int n = snprintf(id, sizeof(id), "dev\x01%zu", i);
 
-		ck_assert_ptr_eq(session_find(&broker, id, (size_t)n),
+		ck_assert_ptr_eq(session_find(&shard, id, (size_t)n),
 				 i % 3 ? s[i] : NULL);
 	}
-	session_destroy_all(&broker);
-	ck_assert_ptr_null(broker.sessions);
-	ck_assert_uint_eq(broker.session_buckets, 0);
-	ck_assert_uint_eq(broker.session_count, 0);
+	session_destroy_all(&shard);
+	ck_assert_ptr_null(shard.sessions);
+	ck_assert_uint_eq(shard.session_buckets, 0);
+	ck_assert_uint_eq(shard.session_count, 0);
 	/* A registry can start again after destroy_all. */
-	ck_assert_ptr_nonnull(session_new(&broker, "again", 5));
-	ck_assert_uint_eq(broker.session_buckets, 1024);
+	ck_assert_ptr_nonnull(session_new(&shard, "again", 5));
+	ck_assert_uint_eq(shard.session_buckets, 1024);
 }
 END_TEST
 
@@ -590,9 +609,10 @@ START_TEST(test_destroy_unsubscribes)
 	ck_assert_int_eq(add_sub(other, "a/b", 3, 1), 0);
 	ck_assert_uint_eq(subtree_count(shard.subs), 4);
 	session_destroy(s);
+	ck_assert_uint_eq(sub_removes, NELEM(filters)); /* via the shard */
 	ck_assert_uint_eq(subtree_count(shard.subs), 1);
-	ck_assert_ptr_null(session_find(&broker, "c", 1));
-	ck_assert_ptr_eq(session_find(&broker, "o", 1), other);
+	ck_assert_ptr_null(session_find(&shard, "c", 1));
+	ck_assert_ptr_eq(session_find(&shard, "o", 1), other);
 }
 END_TEST
 
@@ -612,7 +632,7 @@ START_TEST(test_destroy_drops_messages)
 	ck_assert_uint_eq(nsent, 1);
 	session_destroy(b);
 	ck_assert_uint_eq(m->refs, 1);
-	ck_assert_uint_eq(broker.session_count, 0);
+	ck_assert_uint_eq(shard.session_count, 0);
 	msg_unref(m);
 }
 END_TEST
@@ -665,7 +685,7 @@ START_TEST(test_qos0_soft_limit)
 	conns[0].out_len = (uint32_t)(100 + r->pending);
 	deliver(s, "t", 1, 0);
 	ck_assert_uint_eq(nsent, r->sent ? 1 : 0);
-	ck_assert_uint_eq(broker.stats.publish_dropped, r->sent ? 0 : 1);
+	ck_assert_uint_eq(shard.stats.publish_dropped, r->sent ? 0 : 1);
 	assert_queue(s, NULL, 0);
 }
 END_TEST
@@ -698,7 +718,7 @@ START_TEST(test_qos0_offline)
 	}
 	deliver(s, "t", 7, 0);
 	ck_assert_uint_eq(nsent, 0);
-	ck_assert_uint_eq(broker.stats.publish_dropped, 0);
+	ck_assert_uint_eq(shard.stats.publish_dropped, 0);
 	assert_queue(s, topics, r->queued);
 	assert_inflight(s, NULL, 0);
 
@@ -1137,7 +1157,7 @@ START_TEST(test_queue_limits)
 		deliver(s, "t", r->payload, (uint8_t)(1 + i % 2));
 	ck_assert_uint_eq(s->queued_count, r->queued);
 	ck_assert_uint_eq(s->queued_bytes, r->queued * r->payload);
-	ck_assert_uint_eq(broker.stats.publish_dropped, r->n - r->queued);
+	ck_assert_uint_eq(shard.stats.publish_dropped, r->n - r->queued);
 	ck_assert_uint_eq(nsent, 0);
 }
 END_TEST
@@ -1157,12 +1177,12 @@ START_TEST(test_queue_limits_online)
 	deliver(s, "d", 1, 0); /* QoS 0 behind a queue is queued: full too */
 	assert_inflight(s, one, 1);
 	assert_queue(s, q, 1);
-	ck_assert_uint_eq(broker.stats.publish_dropped, 2);
+	ck_assert_uint_eq(shard.stats.publish_dropped, 2);
 	/* Room again after the ack. */
 	ck_assert(session_ack(s, 1, MQTT_PUBACK));
 	deliver(s, "e", 1, 1);
 	ck_assert_uint_eq(s->queued_count, 1);
-	ck_assert_uint_eq(broker.stats.publish_dropped, 2);
+	ck_assert_uint_eq(shard.stats.publish_dropped, 2);
 }
 END_TEST
 
@@ -1206,7 +1226,7 @@ START_TEST(test_expired_not_delivered)
 	else
 		ck_assert_uint_eq(s->queued_count, r->delivered ? 1 : 0);
 	ck_assert_uint_eq(m->refs, r->delivered && r->qos ? 2 : 1);
-	ck_assert_uint_eq(broker.stats.publish_dropped, 0);
+	ck_assert_uint_eq(shard.stats.publish_dropped, 0);
 	msg_unref(m);
 }
 END_TEST
@@ -1447,7 +1467,7 @@ START_TEST(test_shared_handover)
 	nsent = 0;
 
 	session_destroy(s1);
-	ck_assert_ptr_null(session_find(&broker, "s1", 2));
+	ck_assert_ptr_null(session_find(&shard, "s1", 2));
 	ck_assert_uint_eq(subtree_count(shard.subs), r->c == HO_ALONE ? 0 : 1);
 	/*
 	 * QoS 1 in flight and anything queued moves; the QoS 2 message
@@ -1604,34 +1624,34 @@ START_TEST(test_oom_session_new)
 	/* The table fails; then (table kept) the session. */
 	for (size_t i = 0; i < NELEM(budgets); i++) {
 		alloc_budget = budgets[i];
-		ck_assert_ptr_null(session_new(&broker, "c", 1));
-		ck_assert_uint_eq(broker.session_count, 0);
-		ck_assert_ptr_null(session_find(&broker, "c", 1));
-		ck_assert_uint_eq(broker.session_buckets, i ? 1024 : 0);
+		ck_assert_ptr_null(session_new(&shard, "c", 1));
+		ck_assert_uint_eq(shard.session_count, 0);
+		ck_assert_ptr_null(session_find(&shard, "c", 1));
+		ck_assert_uint_eq(shard.session_buckets, i ? 1024 : 0);
 	}
 	alloc_budget = 1;
-	ck_assert_ptr_nonnull(session_new(&broker, "c", 1));
+	ck_assert_ptr_nonnull(session_new(&shard, "c", 1));
 	ck_assert_int_eq(alloc_budget, 0);
 	alloc_budget = -1;
 
 	/* The 1025th session needs a bigger table: failing keeps the old. */
 	for (size_t i = 1; i < 1024; i++) {
 		n = snprintf(id, sizeof(id), "s%zu", i);
-		ck_assert_ptr_nonnull(session_new(&broker, id, (size_t)n));
+		ck_assert_ptr_nonnull(session_new(&shard, id, (size_t)n));
 	}
-	ck_assert_uint_eq(broker.session_buckets, 1024);
+	ck_assert_uint_eq(shard.session_buckets, 1024);
 	alloc_budget = 0;
-	ck_assert_ptr_null(session_new(&broker, "last", 4));
-	ck_assert_uint_eq(broker.session_count, 1024);
-	ck_assert_uint_eq(broker.session_buckets, 1024);
+	ck_assert_ptr_null(session_new(&shard, "last", 4));
+	ck_assert_uint_eq(shard.session_count, 1024);
+	ck_assert_uint_eq(shard.session_buckets, 1024);
 	alloc_budget = -1;
 	for (size_t i = 1; i < 1024; i++) {
 		n = snprintf(id, sizeof(id), "s%zu", i);
-		ck_assert_ptr_nonnull(session_find(&broker, id, (size_t)n));
+		ck_assert_ptr_nonnull(session_find(&shard, id, (size_t)n));
 	}
-	s = session_new(&broker, "last", 4);
+	s = session_new(&shard, "last", 4);
 	ck_assert_ptr_nonnull(s);
-	ck_assert_uint_eq(broker.session_buckets, 2048);
+	ck_assert_uint_eq(shard.session_buckets, 2048);
 }
 END_TEST
 
@@ -1659,7 +1679,7 @@ START_TEST(test_oom_deliver)
 	session_deliver(s, m, 2, false, NULL, 0, NULL);
 	session_deliver(s, m, 0, false, NULL, 0, NULL); /* needs nothing */
 	alloc_budget = -1;
-	ck_assert_uint_eq(broker.stats.publish_dropped, 1);
+	ck_assert_uint_eq(shard.stats.publish_dropped, 1);
 	ck_assert_uint_eq(nsent, 1);
 	assert_publish(0, &conns[0], "t", 0, 0, false);
 	assert_inflight(s, NULL, 0);

@@ -3,15 +3,25 @@
  * lazy re-arming from last_activity, expiry, deadlines past one turn of
  * the wheel, catching up after a late tick, shard_forget), the flush pass
  * (each queued connection flushed once, broken ones closed, closed ones
- * freed), expiry of offline sessions, and the libev wiring of
- * shard_init()/shard_fini() on a real loop.
+ * freed), expiry of offline sessions, the libev wiring of
+ * shard_init()/shard_fini() on a real loop, posting between shards (the
+ * inbox, one wake-up per turn, what the woken shard does with each kind,
+ * what shard_fini drops), shard_of_client(), and the subscription
+ * bookkeeping of shard_sub_add()/shard_sub_remove() (the interest index:
+ * exact filters by slot, wildcards and $share apart; the $share registry),
+ * shard_interested() and shard_interest_slot().
  *
  * shard.c is included so wheel_advance(), flush_cb(), tick_cb() and
- * expire_sessions() can be called with chosen times.  What it calls in
- * other modules is faked here and recorded: conn_flush, conn_close,
- * conn_free, conn_timed_out, session_destroy, sys_tick, subtree_new and
- * subtree_free.  The fakes of conn_close and conn_timed_out end in
- * shard_forget() as the real conn_close() does.
+ * expire_sessions() can be called with chosen times.  The inbox, the
+ * $share registry, messages and the subscription tree are the real ones,
+ * included too (subtree_new/subtree_free wrapped to fail on demand and
+ * count live trees).  What it calls in other modules is faked here and
+ * recorded: conn_flush, conn_close, conn_free, conn_timed_out, conn_adopt,
+ * conn_handoff_drop, listener_stop_shard, session_destroy, route_local,
+ * route_confirm, persist_poll, persist_mark/persist_lost_since, sys_tick,
+ * session_id_hash and log_write.  The fakes of
+ * conn_close and conn_timed_out end in shard_forget() as the real
+ * conn_close() does.
  */
 #include <check.h>
 #include <math.h>
@@ -22,6 +32,15 @@
 #include <string.h>
 
 #include "broker/shard.c"
+#include "broker/inbox.c"
+#include "broker/msg.c"
+#include "broker/share.c"
+#include "broker/level_table.c"
+#define subtree_new real_subtree_new
+#define subtree_free real_subtree_free
+#include "broker/subtree.c"
+#undef subtree_new
+#undef subtree_free
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -34,6 +53,13 @@ enum event_kind {
 	REC_TIMED_OUT,
 	REC_DESTROY,
 	REC_SYS,
+	REC_ROUTE, /* route_local: obj the message, shard in sh */
+	REC_ADOPT, /* conn_adopt: obj the handoff, shard in sh */
+	REC_HANDOFF_DROP,
+	REC_LISTENERS_STOP,
+	REC_PERSIST_POLL,
+	REC_LOG,
+	REC_CONFIRM, /* route_confirm: obj the message, reason refused */
 };
 
 struct event {
@@ -41,18 +67,24 @@ struct event {
 	const void *obj; /* conn or session */
 	int reason; /* conn_close */
 	double now; /* sys_tick */
+	const struct shard *sh;
 };
 
-#define MAX_EVENTS 2048
+#define MAX_EVENTS 8192
 static struct event events[MAX_EVENTS];
 static size_t nevents;
+
+/* Shard threads record too (test_threads_pause_stop). */
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct event *record(enum event_kind kind, const void *obj)
 {
 	struct event *e;
 
+	pthread_mutex_lock(&record_lock);
 	ck_assert_uint_lt(nevents, MAX_EVENTS);
 	e = &events[nevents++];
+	pthread_mutex_unlock(&record_lock);
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
 	e->obj = obj;
@@ -100,14 +132,15 @@ static struct broker broker;
 /* Unlinks from the registry as the real one does. */
 void session_destroy(struct session *s)
 {
-	struct session **pp = &broker.sessions[s->client_id_len %
-					       broker.session_buckets];
+	struct shard *sh = s->shard;
+	struct session **pp = &sh->sessions[s->client_id_len %
+					    sh->session_buckets];
 
 	record(REC_DESTROY, s);
 	while (*pp != s)
 		pp = &(*pp)->hnext;
 	*pp = s->hnext;
-	broker.session_count--;
+	sh->session_count--;
 }
 
 /* The tick sends parked wills that are due; here it only takes them. */
@@ -137,24 +170,103 @@ void sys_tick(struct shard *sh, double now)
 	record(REC_SYS, sh)->now = now;
 }
 
-static int subtree_dummy;
 static bool subtree_fail;
 static size_t subtrees_live;
 
 struct subtree *subtree_new(void)
 {
+	struct subtree *t;
+
 	if (subtree_fail)
 		return NULL;
+	t = real_subtree_new();
+	ck_assert_ptr_nonnull(t);
 	subtrees_live++;
-	return (struct subtree *)(void *)&subtree_dummy;
+	return t;
 }
 
 void subtree_free(struct subtree *t)
 {
 	if (t) {
-		ck_assert_ptr_eq(t, (void *)&subtree_dummy);
+		ck_assert_uint_gt(subtrees_live, 0);
 		subtrees_live--;
 	}
+	real_subtree_free(t);
+}
+
+/* A message another shard posted: delivered here (recorded only). */
+size_t route_local(struct shard *sh, struct msg *msg)
+{
+	struct event *e = record(REC_ROUTE, msg);
+
+	e->sh = sh;
+	/* take_post() drops the posted reference after this returns. */
+	ck_assert_uint_ge(msg->refs, 1);
+	return 1;
+}
+
+void route_confirm(struct shard *sh, struct msg *msg, bool refused)
+{
+	struct event *e = record(REC_CONFIRM, msg);
+
+	e->sh = sh;
+	e->reason = refused;
+}
+
+/* Whether storage lost something while a posted message was routed. */
+static bool fake_lost;
+
+struct persist_mark persist_mark(const struct broker *b)
+{
+	struct persist_mark m = { 0, 0 };
+
+	(void)b;
+	return m;
+}
+
+bool persist_lost_since(const struct broker *b, const struct persist_mark *m)
+{
+	(void)b;
+	(void)m;
+	return fake_lost;
+}
+
+void conn_adopt(struct shard *sh, struct conn_handoff *h)
+{
+	record(REC_ADOPT, h)->sh = sh;
+}
+
+void conn_handoff_drop(struct conn_handoff *h)
+{
+	record(REC_HANDOFF_DROP, h);
+}
+
+void listener_stop_shard(struct listener *list, struct shard *sh)
+{
+	record(REC_LISTENERS_STOP, list)->sh = sh;
+}
+
+void persist_poll(struct shard *sh)
+{
+	record(REC_PERSIST_POLL, NULL)->sh = sh;
+}
+
+/* shard_of_client() must take the high half: the tests choose it. */
+static uint64_t fake_hash;
+
+uint64_t session_id_hash(const char *id, size_t len)
+{
+	(void)id;
+	(void)len;
+	return fake_hash;
+}
+
+unsigned log_mask = ~0u;
+
+void log_write(unsigned level, const char *fmt, ...)
+{
+	(void)fmt;
+	record(REC_LOG, NULL)->reason = (int)level;
 }
 
 /* -------------------------------------------------------------- fixture */
@@ -184,18 +296,51 @@ static void setup(void)
 	memset(&shard, 0, sizeof(shard));
 	memset(conns, 0, sizeof(conns));
 	shard.broker = &broker;
-	broker.shard = &shard;
+	broker.shards = &shard;
+	broker.shard_count = 1;
 	for (size_t i = 0; i < NCONN; i++)
 		add_conn(&conns[i]);
 	nevents = 0;
 	flush_also = NULL;
 	fake_submitted = fake_committed = 0;
 	fake_failed = false;
+	fake_lost = false;
 	subtree_fail = false;
 	subtrees_live = 0;
 }
 
 /* ------------------------------------------------------------- helpers */
+
+/* The interest index of the fixture's shard. */
+static unsigned wild_count(void)
+{
+	return atomic_load(&shard.interest_wild);
+}
+
+static unsigned slot_of_topic(const char *topic)
+{
+	unsigned slot = shard_interest_slot(topic, strlen(topic));
+
+	ck_assert_uint_lt(slot, SHARD_INTEREST_SLOTS);
+	return slot;
+}
+
+/* The exact count of filter's slot. */
+static unsigned exact_count(const char *filter)
+{
+	return atomic_load(&shard.interest_exact[slot_of_topic(filter)]);
+}
+
+/* The exact counts of every slot, added up. */
+static unsigned exact_total(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+		n += atomic_load(&shard.interest_exact[i]);
+	return n;
+}
+
 
 static void arm(struct conn *c, double last_activity, double timeout)
 {
@@ -655,10 +800,56 @@ START_TEST(test_drop_held_on_failure)
 	shard_drop_held(&shard);
 	ck_assert_uint_eq(count(REC_CLOSE, a), 1);
 	ck_assert_ptr_null(shard.held);
-	/* After the failure, holding means closing. */
+	/* After the failure, holding for a commit means closing. */
+	b->hold_seq = 4;
 	shard_hold(&shard, b);
 	ck_assert_uint_eq(count(REC_CLOSE, b), 1);
 	ck_assert(!b->held);
+	ck_assert_uint_eq(b->hold_seq, 0);
+}
+END_TEST
+
+/*
+ * Output that waits only for other shards to confirm a message
+ * (durability strict, c->wait_msg) is no commit: held until none is
+ * pending, and a storage failure leaves it waiting.
+ */
+START_TEST(test_hold_for_other_shards)
+{
+	static struct msg wm;
+	struct conn *c = &conns[2], *d = &conns[3];
+
+	memset(&wm, 0, sizeof(wm));
+	atomic_store(&wm.remote_pending, 2);
+	c->wait_msg = &wm;
+	shard_hold(&shard, c);
+	ck_assert(c->held);
+	shard_release_held(&shard);
+	ck_assert(c->held);
+	atomic_store(&wm.remote_pending, 1);
+	shard_release_held(&shard);
+	ck_assert(c->held);
+
+	/* Storage fails: c waits on, d (waiting for a commit) is closed. */
+	d->hold_seq = 5;
+	shard_hold(&shard, d);
+	fake_failed = true;
+	nevents = 0;
+	shard_drop_held(&shard);
+	ck_assert_uint_eq(count(REC_CLOSE, d), 1);
+	ck_assert_uint_eq(count(REC_CLOSE, c), 0);
+	ck_assert(c->held);
+	ck_assert_ptr_eq(shard.held, c);
+	ck_assert_ptr_null(c->held_next);
+
+	/* The last shard confirms: out it goes. */
+	atomic_store(&wm.remote_pending, 0);
+	shard_release_held(&shard);
+	ck_assert(!c->held);
+	ck_assert_ptr_null(shard.held);
+	run_flush();
+	ck_assert_uint_eq(count(REC_FLUSH, c), 1);
+	c->wait_msg = NULL;
 }
 END_TEST
 
@@ -696,8 +887,8 @@ START_TEST(test_expire_sessions)
 		{ false, 0, true },
 	};
 
-	broker.sessions = buckets;
-	broker.session_buckets = NELEM(buckets);
+	shard.sessions = buckets;
+	shard.session_buckets = NELEM(buckets);
 	/* All in one chain (length 0 -> bucket 0), and one elsewhere. */
 	for (size_t i = 0; i < NELEM(s); i++) {
 		size_t b;
@@ -706,24 +897,25 @@ START_TEST(test_expire_sessions)
 		s[i].client_id_len = i == 5 ? 1 : 0;
 		s[i].conn = rows[i].online ? &conns[0] : NULL;
 		s[i].expire_at = rows[i].expire_at;
+		s[i].shard = &shard;
 		b = s[i].client_id_len % NELEM(buckets);
 		s[i].hnext = buckets[b];
 		buckets[b] = &s[i];
-		broker.session_count++;
+		shard.session_count++;
 	}
 	expire_sessions(&shard, T0);
 	for (size_t i = 0; i < NELEM(s); i++)
 		ck_assert_msg(count(REC_DESTROY, &s[i]) ==
 			      (rows[i].destroyed ? 1u : 0u), "session %zu", i);
-	ck_assert_uint_eq(broker.session_count, 3);
+	ck_assert_uint_eq(shard.session_count, 3);
 	nevents = 0;
 	expire_sessions(&shard, T0);
 	ck_assert_uint_eq(nevents, 0);
 	expire_sessions(&shard, T0 + 1);
 	ck_assert_uint_eq(count(REC_DESTROY, &s[2]), 1);
 	ck_assert_uint_eq(nevents, 1);
-	broker.sessions = NULL;
-	broker.session_buckets = 0;
+	shard.sessions = NULL;
+	shard.session_buckets = 0;
 }
 END_TEST
 
@@ -736,12 +928,17 @@ START_TEST(test_init_fini_on_loop)
 
 	ck_assert_ptr_nonnull(loop);
 	memset(&shard, 0, sizeof(shard));
-	ck_assert_int_eq(shard_init(&shard, &broker, loop), 0);
+	ck_assert_int_eq(shard_init(&shard, &broker, 0, loop), 0);
 	ck_assert_ptr_eq(shard.broker, &broker);
 	ck_assert_ptr_eq(shard.loop, loop);
-	ck_assert_ptr_eq(shard.subs, (void *)&subtree_dummy);
+	ck_assert_ptr_nonnull(shard.subs);
 	ck_assert(ev_is_active(&shard.flush_watcher));
 	ck_assert(ev_is_active(&shard.tick));
+	ck_assert(ev_is_active(&shard.wake));
+	ck_assert_uint_eq(shard.inbox.producers, 1); /* broker.shard_count */
+	ck_assert(inbox_empty(&shard.inbox));
+	ck_assert_uint_eq(atomic_load(&shard.interest_wild), 0);
+	ck_assert_uint_eq(exact_total(), 0);
 	ck_assert_uint_eq(subtrees_live, 1);
 
 	/* The prepare watcher runs the flush pass before the loop blocks. */
@@ -777,6 +974,7 @@ START_TEST(test_init_fini_on_loop)
 	shard_fini(&shard);
 	ck_assert(!ev_is_active(&shard.flush_watcher));
 	ck_assert(!ev_is_active(&shard.tick));
+	ck_assert(!ev_is_active(&shard.wake));
 	ck_assert_ptr_null(shard.subs);
 	ck_assert_uint_eq(subtrees_live, 0);
 	ev_loop_destroy(loop);
@@ -790,10 +988,585 @@ START_TEST(test_init_fails_without_tree)
 	ck_assert_ptr_nonnull(loop);
 	memset(&shard, 0, sizeof(shard));
 	subtree_fail = true;
-	ck_assert_int_eq(shard_init(&shard, &broker, loop), -1);
+	ck_assert_int_eq(shard_init(&shard, &broker, 0, loop), -1);
 	ck_assert(!ev_is_active(&shard.flush_watcher));
 	ck_assert(!ev_is_active(&shard.tick));
 	ev_loop_destroy(loop);
+}
+END_TEST
+
+/* ---------------------------------------------------- between shards */
+
+/* Two shards of the broker, each on a loop of its own. */
+static struct shard pair[2];
+static struct ev_loop *pair_loop[2];
+
+static void pair_init(void)
+{
+	broker.shards = pair;
+	broker.shard_count = 2;
+	memset(pair, 0, sizeof(pair));
+	for (unsigned i = 0; i < 2; i++) {
+		pair_loop[i] = ev_loop_new(EVFLAG_AUTO);
+		ck_assert_ptr_nonnull(pair_loop[i]);
+		ck_assert_int_eq(shard_init(&pair[i], &broker, i, pair_loop[i]),
+				 0);
+		ck_assert_uint_eq(pair[i].index, i);
+		ck_assert_uint_eq(pair[i].inbox.producers, 2);
+	}
+}
+
+static void pair_fini(void)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		shard_fini(&pair[i]);
+		ev_loop_destroy(pair_loop[i]);
+	}
+	ck_assert_uint_eq(subtrees_live, 0);
+	broker.shards = &shard;
+	broker.shard_count = 1;
+}
+
+static struct msg *mkmsg(const char *topic)
+{
+	struct msg *m = msg_new(topic, strlen(topic), (const uint8_t *)"x", 1,
+				NULL, 0, 1, false);
+
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+static void run_turn(unsigned i)
+{
+	ev_run(pair_loop[i], EVRUN_NOWAIT);
+}
+
+/*
+ * What one shard posts goes to the other's inbox at once, and wakes it
+ * once at the end of the turn; the woken shard routes the messages in
+ * the order they were posted, adopts the connection, and gives the
+ * posted references back.
+ */
+START_TEST(test_post_and_wake)
+{
+	struct msg *m[3];
+	struct conn_handoff h;
+	struct inbox_item it = { .kind = SHARD_POST_CONN, .ptr = &h };
+	size_t first;
+
+	pair_init();
+	for (size_t i = 0; i < NELEM(m); i++) {
+		m[i] = mkmsg("t");
+		shard_post_route(&pair[0], 1, msg_ref(m[i]));
+		ck_assert_uint_eq(m[i]->refs, 2);
+	}
+	shard_post(&pair[0], 1, &it);
+	ck_assert_uint_eq(pair[0].wake_mask, 1u << 1);
+	ck_assert(!inbox_empty(&pair[1].inbox));
+	ck_assert(inbox_empty(&pair[0].inbox));
+
+	/* Not woken yet: shard 1's loop has nothing to do. */
+	nevents = 0;
+	run_turn(1);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 0);
+	ck_assert(!inbox_empty(&pair[1].inbox));
+
+	/* Shard 0's turn ends: one wake-up. */
+	run_turn(0);
+	ck_assert_uint_eq(pair[0].wake_mask, 0);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 0);
+	first = nevents;
+	run_turn(1);
+	ck_assert(inbox_empty(&pair[1].inbox));
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 3);
+	ck_assert_uint_eq(count(REC_ADOPT, &h), 1);
+	ck_assert_uint_eq(count(REC_PERSIST_POLL, NULL), 1); /* one wake */
+	/* Each message routed, then confirmed (storage lost nothing). */
+	for (size_t i = 0; i < NELEM(m); i++) {
+		const struct event *e = &events[first + 2 * i];
+
+		ck_assert_uint_eq(e[0].kind, REC_ROUTE);
+		ck_assert_ptr_eq(e[0].obj, m[i]);
+		ck_assert_ptr_eq(e[0].sh, &pair[1]);
+		ck_assert_uint_eq(e[1].kind, REC_CONFIRM);
+		ck_assert_ptr_eq(e[1].obj, m[i]);
+		ck_assert_ptr_eq(e[1].sh, &pair[1]);
+		ck_assert_int_eq(e[1].reason, false);
+		ck_assert_uint_eq(m[i]->refs, 1); /* the post's went */
+	}
+	ck_assert_uint_eq(events[first + 6].kind, REC_ADOPT);
+	ck_assert_ptr_eq(events[first + 6].sh, &pair[1]);
+
+	/* Nothing more: another turn does nothing. */
+	nevents = 0;
+	run_turn(0);
+	run_turn(1);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 0);
+	ck_assert_uint_eq(count(REC_PERSIST_POLL, NULL), 0);
+
+	/* The other way round; storage lost a record meanwhile: refused. */
+	shard_post_route(&pair[1], 0, msg_ref(m[0]));
+	ck_assert_uint_eq(pair[1].wake_mask, 1u << 0);
+	fake_lost = true;
+	run_turn(1);
+	run_turn(0);
+	ck_assert_uint_eq(count(REC_ROUTE, m[0]), 1);
+	ck_assert_ptr_eq(events[0].sh, &pair[0]);
+	ck_assert_uint_eq(count(REC_CONFIRM, m[0]), 1);
+	ck_assert_uint_eq(events[1].kind, REC_CONFIRM);
+	ck_assert_int_eq(events[1].reason, true);
+	ck_assert_uint_eq(m[0]->refs, 1);
+
+	for (size_t i = 0; i < NELEM(m); i++)
+		msg_unref(m[i]);
+	pair_fini();
+}
+END_TEST
+
+/* Past the ring's 1024 items, posts spill over and still come in order. */
+START_TEST(test_post_overflow_in_order)
+{
+	enum { N = 3000 };
+	static struct msg *m[N];
+	size_t i, j;
+
+	pair_init();
+	for (i = 0; i < N; i++) {
+		m[i] = mkmsg("t");
+		shard_post_route(&pair[0], 1, msg_ref(m[i]));
+	}
+	run_turn(0);
+	nevents = 0;
+	/* One wake drains what a batch holds; the rest on the next turns. */
+	for (j = 0; j < 4 && count(REC_ROUTE, NULL) < N; j++)
+		run_turn(1);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), N);
+	for (i = 0, j = 0; i < nevents; i++) {
+		if (events[i].kind != REC_ROUTE)
+			continue;
+		ck_assert_ptr_eq(events[i].obj, m[j]);
+		j++;
+	}
+	for (i = 0; i < N; i++) {
+		ck_assert_uint_eq(m[i]->refs, 1);
+		msg_unref(m[i]);
+	}
+	pair_fini();
+}
+END_TEST
+
+/* What nobody took is dropped by shard_fini: references and handoffs. */
+START_TEST(test_fini_drops_posts)
+{
+	struct msg *m = mkmsg("t");
+	struct conn_handoff h;
+	struct inbox_item it = { .kind = SHARD_POST_CONN, .ptr = &h };
+
+	pair_init();
+	shard_post_route(&pair[0], 1, msg_ref(m));
+	shard_post(&pair[0], 1, &it);
+	shard_post_route(&pair[1], 0, msg_ref(m));
+	ck_assert_uint_eq(m->refs, 3);
+	nevents = 0;
+	pair_fini();
+	ck_assert_uint_eq(m->refs, 1);
+	ck_assert_uint_eq(count(REC_HANDOFF_DROP, &h), 1);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 0);
+	ck_assert_uint_eq(count(REC_ADOPT, NULL), 0);
+	/* A publisher waiting on them hears they were refused. */
+	ck_assert_uint_eq(count(REC_CONFIRM, m), 2);
+	for (size_t i = 0; i < nevents; i++)
+		if (events[i].kind == REC_CONFIRM)
+			ck_assert_int_eq(events[i].reason, true);
+	msg_unref(m);
+}
+END_TEST
+
+/*
+ * shard_stop_all: shard 0 stops at once, the others when their wake-up
+ * runs, closing their connections (Server shutting down) and listeners;
+ * a stopping shard takes nothing more from its inbox.
+ */
+START_TEST(test_stop_all)
+{
+	struct msg *m = mkmsg("t");
+
+	pair_init();
+	conns[0].shard = &pair[0];
+	conns[1].shard = &pair[1];
+	conns[0].prev = conns[0].next = NULL;
+	conns[1].prev = conns[1].next = NULL;
+	pair[0].conns = &conns[0];
+	pair[0].conn_count = 1;
+	pair[1].conns = &conns[1];
+	pair[1].conn_count = 1;
+	shard_post_route(&pair[0], 1, msg_ref(m));
+	nevents = 0;
+	shard_stop_all(&broker);
+	ck_assert_uint_eq(count(REC_CLOSE, &conns[0]), 1);
+	ck_assert_uint_eq(count(REC_CLOSE, &conns[1]), 0);
+	ck_assert_uint_eq(count(REC_LISTENERS_STOP, NULL), 1);
+	ck_assert_ptr_eq(events[nevents - 1].sh, &pair[0]);
+	ck_assert(atomic_load(&pair[1].stop_wanted));
+	ck_assert(!atomic_load(&pair[0].stop_wanted));
+
+	run_turn(0); /* its wake_posted: shard 1 woken for the post too */
+	run_turn(1);
+	/* As shard_thread() does: one more turn frees what was closed. */
+	ck_assert_uint_eq(count(REC_FREE, &conns[1]), 0);
+	run_turn(1);
+	ck_assert_uint_eq(count(REC_CLOSE, &conns[1]), 1);
+	for (size_t i = 0; i < nevents; i++)
+		if (events[i].kind == REC_CLOSE)
+			ck_assert_int_eq(events[i].reason,
+					 MQTT_RC_SERVER_SHUTTING_DOWN);
+	ck_assert_uint_eq(count(REC_LISTENERS_STOP, NULL), 2);
+	ck_assert_uint_eq(count(REC_ROUTE, NULL), 0);
+	ck_assert_uint_eq(count(REC_FREE, NULL), 2); /* both flushed out */
+	ck_assert_uint_eq(m->refs, 2);
+	pair_fini();
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+}
+END_TEST
+
+/*
+ * A real shard thread: shard_pause_all parks it (and returns only then),
+ * shard_resume_all lets it go, shard_stop_all ends its loop, and
+ * shard_join_threads waits for it.
+ */
+START_TEST(test_threads_pause_stop)
+{
+	unsigned paused, stops[2] = { 0, 0 };
+
+	ck_assert_int_eq(pthread_mutex_init(&broker.pause_lock, NULL), 0);
+	ck_assert_int_eq(pthread_cond_init(&broker.pause_cond, NULL), 0);
+	pair_init();
+	ck_assert_int_eq(shard_start_threads(&broker), 0);
+	ck_assert(pair[1].thread_started);
+	ck_assert(!pair[0].thread_started);
+
+	shard_pause_all(&broker);
+	pthread_mutex_lock(&broker.pause_lock);
+	paused = broker.paused;
+	pthread_mutex_unlock(&broker.pause_lock);
+	ck_assert_uint_eq(paused, 1);
+	shard_resume_all(&broker);
+
+	shard_stop_all(&broker);
+	shard_join_threads(&broker);
+	ck_assert(!pair[1].thread_started);
+	ck_assert_uint_eq(broker.paused, 0);
+	/*
+	 * Shard 0 stopped once; shard 1 at least once (a wake-up still
+	 * pending at the stop runs stop_self again in the last turn).
+	 */
+	for (size_t i = 0; i < nevents; i++)
+		if (events[i].kind == REC_LISTENERS_STOP)
+			stops[events[i].sh == &pair[1]]++;
+	ck_assert_uint_eq(stops[0], 1);
+	ck_assert_uint_ge(stops[1], 1);
+	pair_fini();
+	pthread_cond_destroy(&broker.pause_cond);
+	pthread_mutex_destroy(&broker.pause_lock);
+}
+END_TEST
+
+/* One shard: pausing and resuming do nothing. */
+START_TEST(test_pause_one_shard)
+{
+	shard_pause_all(&broker);
+	shard_resume_all(&broker);
+	ck_assert(!atomic_load(&broker.pause_wanted));
+	ck_assert_uint_eq(broker.paused, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ shard_of_client */
+
+struct client_row {
+	unsigned shards;
+	uint64_t hash;
+	unsigned shard;
+};
+
+static const struct client_row client_rows[] = {
+	{ 1, 0x123456789abcdefull, 0 },
+	{ 4, 7ull << 32, 3 },
+	{ 4, (7ull << 32) | 0xffffffffull, 3 }, /* the low half is ignored */
+	{ 4, 0xffffffffull, 0 },
+	{ 3, 0xffffffffull << 32, 0xffffffffu % 3 },
+	{ 64, 130ull << 32, 2 },
+};
+
+START_TEST(test_shard_of_client)
+{
+	const struct client_row *r = &client_rows[_i];
+
+	broker.shard_count = r->shards;
+	fake_hash = r->hash;
+	ck_assert_uint_eq(shard_of_client(&broker, "id", 2), r->shard);
+}
+END_TEST
+
+/* ------------------------------------------- subscription bookkeeping */
+
+static int sub_add(struct session *s, const char *filter, bool *replaced)
+{
+	struct sub_opts o = { .qos = 1 };
+
+	return shard_sub_add(&shard, filter, strlen(filter), s, &o, replaced);
+}
+
+static int sub_remove(struct session *s, const char *filter)
+{
+	return shard_sub_remove(&shard, filter, strlen(filter), s);
+}
+
+static struct share_group *group_of(const char *filter)
+{
+	const char *g = subtree_group_of(shard.subs, filter, strlen(filter));
+
+	return g ? subtree_group_tag(g) : NULL;
+}
+
+/*
+ * The interest index follows the tree: a filter without wildcards counts
+ * in the slot of the one topic it matches, a filter with '+' or '#' or a
+ * $share filter counts as matching anything; a replaced subscription is
+ * not counted twice, a removed one is taken off.  No registry: shared
+ * filters are plain in the tree.
+ */
+START_TEST(test_sub_interest)
+{
+	const unsigned ab = slot_of_topic("a/b"), ac = slot_of_topic("a/c");
+	struct session a, b;
+	bool replaced;
+
+	/* The topics below must fall in different slots to tell them apart. */
+	ck_assert_uint_ne(ab, ac);
+	shard.subs = subtree_new();
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	ck_assert(!shard_interested(&shard, ab));
+	ck_assert(!shard_interested(&shard, ac));
+
+	/* Exact: a/b's slot, nothing else. */
+	ck_assert_int_eq(sub_add(&a, "a/b", &replaced), 0);
+	ck_assert(!replaced);
+	ck_assert_uint_eq(exact_count("a/b"), 1);
+	ck_assert_uint_eq(exact_total(), 1);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert(shard_interested(&shard, ab));
+	ck_assert(!shard_interested(&shard, ac));
+	/* The same subscription again (replaced == NULL too): one count. */
+	ck_assert_int_eq(sub_add(&a, "a/b", &replaced), 0);
+	ck_assert(replaced);
+	ck_assert_int_eq(sub_add(&a, "a/b", NULL), 0);
+	ck_assert_uint_eq(exact_count("a/b"), 1);
+	ck_assert_uint_eq(exact_total(), 1);
+	ck_assert_uint_eq(wild_count(), 0);
+	/* Another session on the same filter: one more. */
+	ck_assert_int_eq(sub_add(&b, "a/b", &replaced), 0);
+	ck_assert(!replaced);
+	ck_assert_uint_eq(exact_count("a/b"), 2);
+	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert_uint_eq(wild_count(), 0);
+
+	/* Wildcards and $share: the wild count, no slot. */
+	ck_assert_int_eq(sub_add(&a, "a/+", &replaced), 0);
+	ck_assert(!replaced);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(exact_count("a/+"), 0);
+	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert(shard_interested(&shard, ac)); /* now anything */
+	ck_assert_int_eq(sub_add(&a, "$share/g/a", &replaced), 0);
+	ck_assert(!replaced);
+	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_uint_eq(exact_count("$share/g/a"), 0);
+	ck_assert_uint_eq(exact_count("a"), 0);
+	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert_ptr_null(group_of("$share/g/a")); /* no registry: no tag */
+	ck_assert_int_eq(sub_add(&b, "#", NULL), 0);
+	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert_int_eq(sub_add(&a, "a/+", &replaced), 0);
+	ck_assert(replaced);
+	ck_assert_int_eq(sub_add(&a, "$share/g/a", &replaced), 0);
+	ck_assert(replaced);
+	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert_uint_eq(exact_total(), 2);
+	/* Refused by the tree: nothing counted. */
+	ck_assert_int_eq(sub_add(&a, "bad/#/x", &replaced), -EINVAL);
+	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert_uint_eq(exact_total(), 2);
+
+	ck_assert_int_eq(sub_remove(&a, "a/b"), 0);
+	ck_assert_uint_eq(exact_count("a/b"), 1);
+	ck_assert_int_eq(sub_remove(&a, "a/b"), -ENOENT);
+	ck_assert_uint_eq(exact_count("a/b"), 1);
+	ck_assert_int_eq(sub_remove(&b, "a/b"), 0);
+	ck_assert_uint_eq(exact_count("a/b"), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert(shard_interested(&shard, ab)); /* the wildcards still */
+	ck_assert_int_eq(sub_remove(&a, "a/+"), 0);
+	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_int_eq(sub_remove(&a, "a/+"), -ENOENT);
+	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_int_eq(sub_remove(&a, "$share/g/a"), 0);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_int_eq(sub_remove(&b, "#"), 0);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	ck_assert(!shard_interested(&shard, ab));
+	ck_assert(!shard_interested(&shard, ac));
+	subtree_free(shard.subs);
+}
+END_TEST
+
+/*
+ * shard_interested() reads both halves: a slot's own count, or the wild
+ * count for every slot.  Set by hand, as another shard would see them.
+ */
+START_TEST(test_interested)
+{
+	ck_assert(!shard_interested(&shard, 0));
+	ck_assert(!shard_interested(&shard, SHARD_INTEREST_SLOTS - 1));
+	atomic_store(&shard.interest_exact[5], 1);
+	ck_assert(shard_interested(&shard, 5));
+	ck_assert(!shard_interested(&shard, 4));
+	ck_assert(!shard_interested(&shard, 6));
+	atomic_store(&shard.interest_exact[5], 0);
+	atomic_store(&shard.interest_wild, 1);
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+		ck_assert(shard_interested(&shard, i));
+	atomic_store(&shard.interest_wild, 0);
+	ck_assert(!shard_interested(&shard, 5));
+}
+END_TEST
+
+/* The slot of a topic: FNV-1a of its bytes, folded into the index. */
+START_TEST(test_interest_slot)
+{
+	static const char *const topics[] = {
+		"", "a", "a/b", "a/c", "$SYS/x", "sensors/17/temperature",
+	};
+
+	for (size_t i = 0; i < NELEM(topics); i++) {
+		const char *t = topics[i];
+		uint32_t h = 2166136261u;
+
+		for (size_t j = 0; t[j]; j++)
+			h = (h ^ (uint8_t)t[j]) * 16777619u;
+		ck_assert_uint_eq(shard_interest_slot(t, strlen(t)),
+				  (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1));
+	}
+	/* Only len bytes count: a filter within a longer buffer. */
+	ck_assert_uint_eq(shard_interest_slot("a/bc", 3),
+			  shard_interest_slot("a/b", 3));
+	/* Every slot is reached by some topic of two letters. */
+	{
+		static bool hit[SHARD_INTEREST_SLOTS];
+		char t[2];
+		unsigned n = 0;
+
+		for (unsigned x = 0; x < 256 * 256; x++) {
+			t[0] = (char)(x >> 8);
+			t[1] = (char)x;
+			hit[shard_interest_slot(t, 2)] = true;
+		}
+		for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+			n += hit[i];
+		ck_assert_uint_eq(n, SHARD_INTEREST_SLOTS);
+	}
+}
+END_TEST
+
+/*
+ * With a registry: a shared filter's group is taken from it once per
+ * tree, counts this shard's members (not replacements), and is given
+ * back when its last member here leaves.
+ */
+START_TEST(test_sub_share_registry)
+{
+	struct session a, b;
+	struct share_group *g, *h, *again;
+	bool replaced;
+
+	broker.shares = share_registry_new(2);
+	ck_assert_ptr_nonnull(broker.shares);
+	shard.index = 1;
+	shard.subs = subtree_new();
+
+	ck_assert_int_eq(sub_add(&a, "$share/g/t", &replaced), 0);
+	g = group_of("$share/g/t");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_eq(g->refs, 1);
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
+	ck_assert_uint_eq(atomic_load(&g->members[0]), 0);
+	/* A shared filter counts as a wildcard, even without one. */
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(exact_count("t"), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	/* The registry knows it by its filter. */
+	again = share_group_get(broker.shares, "$share/g/t", 10);
+	ck_assert_ptr_eq(again, g);
+	ck_assert_uint_eq(g->refs, 2);
+	share_group_put(broker.shares, again);
+
+	ck_assert_int_eq(sub_add(&b, "$share/g/t", &replaced), 0);
+	ck_assert(!replaced);
+	ck_assert_ptr_eq(group_of("$share/g/t"), g);
+	ck_assert_uint_eq(g->refs, 1); /* one tree, one reference */
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 2);
+	ck_assert_int_eq(sub_add(&a, "$share/g/t", &replaced), 0);
+	ck_assert(replaced);
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 2);
+	ck_assert_uint_eq(wild_count(), 2); /* not the replacement */
+
+	/* Another group, and a plain filter: apart. */
+	ck_assert_int_eq(sub_add(&a, "$share/h/t", &replaced), 0);
+	h = group_of("$share/h/t");
+	ck_assert_ptr_nonnull(h);
+	ck_assert_ptr_ne(h, g);
+	ck_assert_uint_eq(atomic_load(&h->members[1]), 1);
+	ck_assert_int_eq(sub_add(&a, "t", &replaced), 0);
+	ck_assert_ptr_null(group_of("t"));
+	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert_uint_eq(exact_count("t"), 1);
+	ck_assert_uint_eq(exact_total(), 1);
+
+	ck_assert_int_eq(sub_remove(&a, "$share/g/t"), 0);
+	ck_assert_ptr_eq(group_of("$share/g/t"), g);
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
+	ck_assert_uint_eq(g->refs, 1);
+	ck_assert_int_eq(sub_remove(&a, "$share/g/t"), -ENOENT);
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
+	ck_assert_uint_eq(wild_count(), 2);
+	/* The last member: the group goes from the tree and the registry. */
+	ck_assert_int_eq(sub_remove(&b, "$share/g/t"), 0);
+	ck_assert_ptr_null(group_of("$share/g/t"));
+	again = share_group_get(broker.shares, "$share/g/t", 10);
+	ck_assert_ptr_nonnull(again);
+	ck_assert_uint_eq(again->refs, 1); /* a new one */
+	ck_assert_uint_eq(atomic_load(&again->members[1]), 0);
+	share_group_put(broker.shares, again);
+	/* Joining again makes a fresh group with one member. */
+	ck_assert_int_eq(sub_add(&b, "$share/g/t", &replaced), 0);
+	g = group_of("$share/g/t");
+	ck_assert_ptr_nonnull(g);
+	ck_assert_uint_eq(g->refs, 1);
+	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
+
+	ck_assert_int_eq(sub_remove(&b, "$share/g/t"), 0);
+	ck_assert_int_eq(sub_remove(&a, "$share/h/t"), 0);
+	ck_assert_int_eq(sub_remove(&a, "t"), 0);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	for (size_t i = 0; i < SHARE_BUCKETS; i++)
+		ck_assert_ptr_null(broker.shares->bucket[i]);
+	subtree_free(shard.subs);
+	share_registry_free(broker.shares);
 }
 END_TEST
 
@@ -819,9 +1592,21 @@ static Suite *shard_suite(void)
 	tcase_add_test(tc, test_flush_queues_more);
 	tcase_add_test(tc, test_hold_until_committed);
 	tcase_add_test(tc, test_drop_held_on_failure);
+	tcase_add_test(tc, test_hold_for_other_shards);
 	tcase_add_test(tc, test_expire_sessions);
 	tcase_add_test(tc, test_init_fini_on_loop);
 	tcase_add_test(tc, test_init_fails_without_tree);
+	tcase_add_test(tc, test_post_and_wake);
+	tcase_add_test(tc, test_post_overflow_in_order);
+	tcase_add_test(tc, test_fini_drops_posts);
+	tcase_add_test(tc, test_stop_all);
+	tcase_add_test(tc, test_threads_pause_stop);
+	tcase_add_test(tc, test_pause_one_shard);
+	tcase_add_loop_test(tc, test_shard_of_client, 0, NELEM(client_rows));
+	tcase_add_test(tc, test_sub_interest);
+	tcase_add_test(tc, test_interested);
+	tcase_add_test(tc, test_interest_slot);
+	tcase_add_test(tc, test_sub_share_registry);
 	suite_add_tcase(s, tc);
 	return s;
 }
