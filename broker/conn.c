@@ -39,6 +39,8 @@
 #define PRE_CONNECT_MAX (512u * 1024u)
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static bool in_reserve(struct conn *c, size_t need);
+static void in_release(struct conn *c);
 
 const char *conn_peer(const struct conn *c, char *buf, size_t len)
 {
@@ -785,9 +787,11 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 /*
  * The first packet, when it is a CONNECT whose client id belongs to
  * another shard: the connection moves there with everything read from the
- * CONNECT on (n bytes at buf), and this shard forgets it without closing
- * the socket.  true when it moved.  A CONNECT that does not decode, or has
- * no client id, stays: it is refused, or gets an id of this shard.
+ * CONNECT on (n bytes at buf).  It is taken off this shard's lists now and
+ * posted at the end of the loop turn (shard_move()), once nothing up this
+ * shard's stack touches it any more.  true when it moves.  A CONNECT that
+ * does not decode, or has no client id, stays: it is refused, or gets an
+ * id of this shard.
  */
 static bool hand_over(struct conn *c, const uint8_t *buf, size_t plen,
 		      size_t n)
@@ -811,46 +815,29 @@ static bool hand_over(struct conn *c, const uint8_t *buf, size_t plen,
 		conn_close(c, -1, "out of memory");
 		return true;
 	}
-	h->fd = c->fd;
-	h->listener = c->listener;
-	h->accepted_at = c->last_activity;
-	h->peer_family = c->peer_family;
-	h->peer_port = c->peer_port;
-	memcpy(h->peer_addr, c->peer_addr, sizeof(h->peer_addr));
+	h->conn = c;
 	h->len = (uint32_t)n;
-	memcpy(h->bytes, buf, n);
-	/* Still counted while it moves (max_connections). */
-	h->broker = sh->broker;
-	atomic_fetch_add_explicit(&sh->broker->conn_total, 1,
-				  memory_order_relaxed);
-	if (c->listener)
-		atomic_fetch_add_explicit(&c->listener->conn_count, 1,
-					  memory_order_relaxed);
-	/* Gone from here: no log, no will, the socket stays open. */
-	c->state = CONN_CLOSING;
+	memcpy(h->bytes, buf, n); /* buf may be c->in */
+	in_release(c);
+	c->state = CONN_MOVING;
 	/*
 	 * libev takes a stopped descriptor out of epoll lazily: the first
 	 * event the socket gets after this wakes this shard once, and libev
-	 * then removes it (by number, on this shard's own epoll set, so a
-	 * reused number is no trouble; its generation count sees to that).
+	 * then removes it (by number, from this shard's own epoll set; its
+	 * generation count covers a number reused meanwhile).
 	 */
 	ev_io_stop(sh->loop, &c->io);
-	c->fd = -1;
-	shard_forget(sh, c);
-	shard_post(sh, to, &(struct inbox_item){ .kind = SHARD_POST_CONN,
-						 .ptr = h });
+	shard_move(sh, c, to, h);
 	return true;
 }
 
 void conn_handoff_drop(struct conn_handoff *h)
 {
-	if (h->listener)
-		atomic_fetch_sub_explicit(&h->listener->conn_count, 1,
-					  memory_order_relaxed);
-	atomic_fetch_sub_explicit(&h->broker->conn_total, 1,
-				  memory_order_relaxed);
-	close(h->fd);
+	struct conn *c = h->conn;
+
+	/* Never attached anywhere again: counted out as conn_free does. */
 	free(h);
+	conn_free(c);
 }
 
 /*
@@ -863,7 +850,8 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 	const struct broker_limits *lim = &c->shard->broker->limits;
 	size_t off = 0, plen;
 
-	while (c->state != CONN_CLOSING && !c->broken) {
+	while (c->state != CONN_CLOSING && c->state != CONN_MOVING &&
+	       !c->broken) {
 		uint32_t max = c->state != CONN_ACTIVE ? PRE_CONNECT_MAX :
 			       lim->max_packet_size;
 		int rc = mqtt_frame_peek(buf + off, len - off, max, &plen);
@@ -974,7 +962,7 @@ static void conn_read_ready(struct conn *c)
 			return;
 		c->in_len += (uint32_t)got; /* at most in_cap */
 		used = conn_process(c, c->in, c->in_len);
-		if (c->state == CONN_CLOSING)
+		if (c->state == CONN_CLOSING || c->state == CONN_MOVING)
 			return;
 		memmove(c->in, c->in + used, c->in_len - used);
 		c->in_len -= (uint32_t)used;
@@ -985,7 +973,7 @@ static void conn_read_ready(struct conn *c)
 	if (!conn_recv(c, sh->rbuf, SHARD_RBUF_SIZE, &got) || !got)
 		return;
 	used = conn_process(c, sh->rbuf, got);
-	if (c->state == CONN_CLOSING || used == got)
+	if (c->state == CONN_CLOSING || c->state == CONN_MOVING || used == got)
 		return;
 	if (!in_reserve(c, got - used)) {
 		conn_close(c, -1, "out of memory");
@@ -997,28 +985,18 @@ static void conn_read_ready(struct conn *c)
 
 void conn_adopt(struct shard *sh, struct conn_handoff *h)
 {
-	struct conn *c = conn_new(sh, h->fd, NULL);
+	struct conn *c = h->conn;
 	size_t used;
 
-	/* conn_new counted it again; the handoff still held its count. */
-	atomic_fetch_sub_explicit(&sh->broker->conn_total, 1,
-				  memory_order_relaxed);
-	if (!c) {
-		if (h->listener)
-			atomic_fetch_sub_explicit(&h->listener->conn_count, 1,
-						  memory_order_relaxed);
-		free(h);
-		return;
-	}
-	c->listener = h->listener;
-	c->peer_family = h->peer_family;
-	c->peer_port = h->peer_port;
-	memcpy(c->peer_addr, h->peer_addr, sizeof(c->peer_addr));
-	/* connect_timeout still counts from the accept. */
-	c->last_activity = h->accepted_at;
+	c->state = CONN_NEW;
+	shard_attach(sh, c);
+	ev_io_init(&c->io, conn_io_cb, c->fd, EV_READ);
+	ev_io_start(sh->loop, &c->io);
+	/* connect_timeout still counts from the accept (last_activity). */
 	shard_watch_timeout(sh, c);
 	used = conn_process(c, h->bytes, h->len);
-	if (c->state != CONN_CLOSING && used < h->len) {
+	if (c->state != CONN_CLOSING && c->state != CONN_MOVING &&
+	    used < h->len) {
 		if (in_reserve(c, h->len - used)) {
 			memcpy(c->in, h->bytes + used, h->len - used);
 			c->in_len = (uint32_t)(h->len - used);

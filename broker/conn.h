@@ -32,6 +32,7 @@ enum conn_state {
 	CONN_ACTIVE, /* CONNACK sent */
 	CONN_CLOSING, /* closed as soon as the output is flushed */
 	CONN_AUTH, /* CONNECT received, enhanced authentication running */
+	CONN_MOVING, /* handed to another shard (conn_handoff) */
 };
 
 struct conn {
@@ -111,24 +112,20 @@ struct conn {
 
 /*
  * A connection on its way to the shard of its client id, taken after its
- * CONNECT (see hand_over() in conn.c): the socket, where it came from, and
- * every byte read from the CONNECT on.
+ * CONNECT (see hand_over() in conn.c): the connection itself, off every
+ * list of the shard it leaves, and every byte read from the CONNECT on.
  */
 struct conn_handoff {
-	struct broker *broker;
-	struct listener *listener;
-	int fd;
-	double accepted_at; /* connect_timeout counts from here */
-	uint8_t peer_family;
-	uint16_t peer_port;
-	uint8_t peer_addr[16];
+	struct conn *conn;
+	struct conn_handoff *next; /* the leaving shard's list, until posted */
+	unsigned to; /* the shard it goes to */
 	uint32_t len;
 	uint8_t bytes[];
 };
 
 /* On the shard it was posted to: the connection goes on here. */
 void conn_adopt(struct shard *sh, struct conn_handoff *h);
-/* Nobody takes it (shutdown): close the socket and free. */
+/* Nobody takes it (shutdown): close the connection and free. */
 void conn_handoff_drop(struct conn_handoff *h);
 
 /* Accepted socket -> connection on the shard; NULL on failure (fd closed). */

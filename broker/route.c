@@ -2,9 +2,15 @@
  * Routing of a message to its subscribers.  Matching may find several
  * subscriptions of one session (overlapping filters): they are folded into
  * one delivery [MQTT-3.3.4-2] carrying every subscription identifier
- * [MQTT-3.3.4-3]; a generation stamp marks the sessions already seen, so
- * folding needs no allocation.  Shared groups are delivered separately.
+ * [MQTT-3.3.4-3].  The fold is kept in the shard's route scratch, not in
+ * the sessions: a table keyed by session (open addressing), whose entries
+ * carry the stamp of the route that wrote them, so a new route (a new
+ * stamp) finds it empty without clearing it.  It grows with the largest
+ * route and is kept: no allocation per message once it has.  Shared
+ * groups are delivered separately.
  */
+#include <stdlib.h>
+
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/persist.h"
@@ -15,11 +21,58 @@
 #include "broker/share.h"
 #include "broker/subtree.h"
 
+/* Slots of a shard's first table (a power of two). */
+#define ROUTE_SCRATCH_MIN 64u
+
+/* One session's folded delivery while one message is routed. */
+struct route_hit {
+	struct session *s;
+	uint64_t stamp; /* the route that wrote it; any other: a free slot */
+	uint8_t qos; /* the highest granted */
+	bool retain_as_published; /* by any of the subscriptions */
+	uint8_t sub_id_count;
+	uint32_t sub_ids[SESSION_MATCH_IDS];
+};
+
+/*
+ * sh->route_scratch, one allocation (shard_fini() frees it): cap slots,
+ * then the order array, the slots taken by the current route in the order
+ * of their first match.  At most half the slots are taken (the table
+ * grows first), so the array holds cap / 2.
+ */
+struct route_scratch {
+	uint32_t cap; /* a power of two */
+	struct route_hit slot[];
+};
+
+static uint32_t *scratch_order(struct route_scratch *t)
+{
+	return (uint32_t *)(void *)(t->slot + t->cap);
+}
+
+/*
+ * The slot of s in t for the route stamped stamp: its entry, or the free
+ * slot where it goes (whose stamp is not stamp).  There is always one, the
+ * table being at most half full.
+ */
+static uint32_t scratch_find(const struct route_scratch *t,
+			     const struct session *s, uint64_t stamp)
+{
+	uint32_t mask = t->cap - 1;
+	uint64_t h = (uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull;
+	uint32_t i = (uint32_t)(h >> 32) & mask;
+
+	while (t->slot[i].stamp == stamp && t->slot[i].s != s)
+		i = (i + 1) & mask;
+	return i;
+}
+
 struct route_ctx {
 	struct shard *sh;
 	struct msg *msg;
 	uint64_t stamp;
-	struct session *hit; /* sessions with a folded delivery pending */
+	uint32_t hits; /* slots of sh->route_scratch taken by this route */
+	bool grow_failed; /* out of memory: new sessions delivered apart */
 	size_t reached;
 };
 
@@ -28,59 +81,111 @@ static uint8_t min_qos(uint8_t a, uint8_t b)
 	return a < b ? a : b;
 }
 
+/*
+ * A table twice as large (the first: ROUTE_SCRATCH_MIN slots) with the
+ * current route's entries, in the same order; false when out of memory,
+ * the old one kept.
+ */
+static bool scratch_grow(struct route_ctx *ctx)
+{
+	struct route_scratch *old = ctx->sh->route_scratch, *t;
+	uint32_t cap = old ? old->cap * 2 : ROUTE_SCRATCH_MIN;
+	const size_t per_slot = sizeof(struct route_hit) + sizeof(uint32_t);
+
+	if (old && (old->cap >= 1u << 30 ||
+		    cap > (SIZE_MAX - sizeof(*t)) / per_slot))
+		return false;
+	t = calloc(1, sizeof(*t) + cap * sizeof(struct route_hit) +
+			      cap / 2 * sizeof(uint32_t));
+	if (!t)
+		return false;
+	t->cap = cap;
+	for (uint32_t k = 0; k < ctx->hits; k++) {
+		const struct route_hit *h = &old->slot[scratch_order(old)[k]];
+		uint32_t i = scratch_find(t, h->s, ctx->stamp);
+
+		t->slot[i] = *h;
+		scratch_order(t)[k] = i;
+	}
+	free(old);
+	ctx->sh->route_scratch = t;
+	return true;
+}
+
+/*
+ * One subscription's copy of its own, not folded: past the identifiers
+ * one delivery carries, or for want of memory to fold it.
+ */
+static void route_apart(struct route_ctx *ctx, struct session *s,
+			const struct sub_opts *opts, const char *shared_group)
+{
+	struct msg *msg = ctx->msg;
+	uint32_t id = opts->subscription_id;
+
+	session_deliver(s, msg, min_qos(msg->qos, opts->qos),
+			opts->retain_as_published && msg->retain, &id,
+			id ? 1 : 0, shared_group);
+	ctx->reached++;
+}
+
 static void route_match_cb(void *arg, void *subscriber,
 			   const struct sub_opts *opts,
 			   const char *shared_group)
 {
 	struct route_ctx *ctx = arg;
 	struct session *s = subscriber;
-	struct msg *msg = ctx->msg;
+	struct route_scratch *t = ctx->sh->route_scratch;
+	struct route_hit *h;
+	uint32_t i = 0;
 
 	/* [MQTT-3.8.3-3]: not back to the publisher's own session. */
-	if (opts->no_local && msg->origin == s)
+	if (opts->no_local && ctx->msg->origin == s)
 		return;
 	if (shared_group) {
-		uint32_t id = opts->subscription_id;
-
 		/* The group may have members on other shards: one delivers. */
-		if (!share_group_mine(ctx->sh->broker->shares,
-				      subtree_group_tag(shared_group),
-				      ctx->sh->index, msg->share_key))
-			return;
-
-		session_deliver(s, msg, min_qos(msg->qos, opts->qos),
-				opts->retain_as_published && msg->retain,
-				&id, id ? 1 : 0, shared_group);
-		ctx->reached++;
+		if (share_group_mine(ctx->sh->broker->shares,
+				     subtree_group_tag(shared_group),
+				     ctx->sh->index, ctx->msg->share_key))
+			route_apart(ctx, s, opts, shared_group);
 		return;
 	}
-	if (s->match_stamp != ctx->stamp) {
-		s->match_stamp = ctx->stamp;
-		s->match_qos = opts->qos;
-		s->match_retain_as_published = opts->retain_as_published;
-		s->match_sub_id_count = 0;
-		s->match_next = ctx->hit;
-		ctx->hit = s;
+	if (t)
+		i = scratch_find(t, s, ctx->stamp);
+	if (t && t->slot[i].stamp == ctx->stamp) {
+		h = &t->slot[i];
+		if (opts->qos > h->qos)
+			h->qos = opts->qos;
+		h->retain_as_published |= opts->retain_as_published;
 	} else {
-		if (opts->qos > s->match_qos)
-			s->match_qos = opts->qos;
-		s->match_retain_as_published |= opts->retain_as_published;
+		/* First match of s: a slot, the table kept at most half full. */
+		if (!t || ctx->hits >= t->cap / 2) {
+			if (ctx->grow_failed || !scratch_grow(ctx)) {
+				ctx->grow_failed = true;
+				route_apart(ctx, s, opts, NULL);
+				return;
+			}
+			t = ctx->sh->route_scratch;
+			i = scratch_find(t, s, ctx->stamp);
+		}
+		h = &t->slot[i];
+		h->s = s;
+		h->stamp = ctx->stamp;
+		h->qos = opts->qos;
+		h->retain_as_published = opts->retain_as_published;
+		h->sub_id_count = 0;
+		scratch_order(t)[ctx->hits++] = i;
 	}
 	if (!opts->subscription_id)
 		return;
-	if (s->match_sub_id_count < sizeof(s->match_sub_ids) / sizeof(uint32_t)) {
-		s->match_sub_ids[s->match_sub_id_count++] =
-			opts->subscription_id;
+	if (h->sub_id_count < SESSION_MATCH_IDS) {
+		h->sub_ids[h->sub_id_count++] = opts->subscription_id;
 		return;
 	}
 	/*
 	 * More identifiers than one delivery carries: this subscription gets
 	 * a copy of its own, which [MQTT-3.3.4-5] allows.
 	 */
-	session_deliver(s, msg, min_qos(msg->qos, opts->qos),
-			opts->retain_as_published && msg->retain,
-			&opts->subscription_id, 1, NULL);
-	ctx->reached++;
+	route_apart(ctx, s, opts, NULL);
 }
 
 void route_will(struct shard *sh, struct msg *will, uint32_t expiry_interval)
@@ -97,20 +202,26 @@ size_t route_local(struct shard *sh, struct msg *msg)
 	struct route_ctx ctx = {
 		.sh = sh, .msg = msg, .stamp = ++sh->match_stamp,
 	};
-	struct session *s, *next;
+	struct route_scratch *t;
 
 	subtree_match(sh->subs, msg->topic, msg->topic_len, route_match_cb,
 		      &ctx);
-	for (s = ctx.hit; s; s = next) {
-		next = s->match_next;
-		s->match_next = NULL;
+	/*
+	 * The folded deliveries, last session met first.  session_deliver()
+	 * does not route (a connection that fails is closed later, see
+	 * conn_fail()), so the table stays as it is meanwhile.
+	 */
+	t = sh->route_scratch;
+	for (uint32_t k = ctx.hits; k-- > 0;) {
+		const struct route_hit *h = &t->slot[scratch_order(t)[k]];
+
 		/*
 		 * [MQTT-3.3.1-9]: the retain flag is cleared on delivery to an
 		 * established subscription unless Retain As Published.
 		 */
-		session_deliver(s, msg, min_qos(msg->qos, s->match_qos),
-				s->match_retain_as_published && msg->retain,
-				s->match_sub_ids, s->match_sub_id_count, NULL);
+		session_deliver(h->s, msg, min_qos(msg->qos, h->qos),
+				h->retain_as_published && msg->retain,
+				h->sub_ids, h->sub_id_count, NULL);
 		ctx.reached++;
 	}
 	return ctx.reached;

@@ -138,9 +138,14 @@ static void hand_over_shared(struct session *s, struct delivery *d)
 		 * A QoS 2 message already sent is never sent to another
 		 * member [MQTT-4.8.2-5]; QoS 1 ones go, as 4.8.2 advises.
 		 */
-		if (!d->shared_group || (d->qos == 2 && d->state != DLV_QUEUED) ||
-		    !subtree_group_pick(d->shared_group, s, &other, &opts))
+		if (!d->shared_group || (d->qos == 2 && d->state != DLV_QUEUED))
 			continue;
+		if (!subtree_group_pick(d->shared_group, s, &other, &opts)) {
+			/* No other member here: one on another shard. */
+			shard_post_shared(s->shard, d->shared_group, d->msg,
+					  d->retain);
+			continue;
+		}
 		id = opts.subscription_id;
 		session_deliver(other, d->msg,
 				d->msg->qos < opts.qos ? d->msg->qos : opts.qos,

@@ -15,7 +15,8 @@
 /*
  * Subscription identifiers one delivery folds; a session matched through
  * more subscriptions with identifiers gets a copy for each of the rest
- * [MQTT-3.3.4-5].  Small: every session carries the room.
+ * [MQTT-3.3.4-5].  Small: every slot of a shard's route scratch (see
+ * broker/route.c) carries the room.
  */
 #define SESSION_MATCH_IDS 4
 
@@ -94,13 +95,6 @@ struct session {
 	uint16_t *qos2_in;
 	uint32_t qos2_in_count, qos2_in_cap;
 
-	/* Route scratch: deliveries collected for one publish. */
-	uint64_t match_stamp;
-	uint8_t match_qos;
-	bool match_retain_as_published;
-	uint8_t match_sub_id_count;
-	uint32_t match_sub_ids[SESSION_MATCH_IDS];
-	struct session *match_next;
 	char client_id[]; /* NUL-terminated, in the same allocation */
 };
 

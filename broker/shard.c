@@ -32,6 +32,9 @@
 #include "broker/sys.h"
 #include "protocol/mqtt.h"
 
+struct shared_post;
+static void drop_shared(struct shared_post *sp);
+
 /* Items one wake-up takes from the inbox before letting I/O run again. */
 #define SHARD_DRAIN_BATCH 4096
 
@@ -166,7 +169,8 @@ void shard_drop_held(struct shard *sh)
 	}
 }
 
-void shard_forget(struct shard *sh, struct conn *c)
+/* Off every list of the shard. */
+static void detach(struct shard *sh, struct conn *c)
 {
 	held_remove(sh, c);
 	wheel_remove(sh, c);
@@ -178,9 +182,33 @@ void shard_forget(struct shard *sh, struct conn *c)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
 	sh->conn_count--;
+}
+
+void shard_forget(struct shard *sh, struct conn *c)
+{
+	detach(sh, c);
 	/* Freed after this loop turn: callers up the stack may still hold c. */
 	c->wheel_next = sh->closing;
 	sh->closing = c;
+}
+
+void shard_move(struct shard *sh, struct conn *c, unsigned to,
+		struct conn_handoff *h)
+{
+	detach(sh, c);
+	h->to = to;
+	h->next = sh->moving;
+	sh->moving = h;
+}
+
+void shard_attach(struct shard *sh, struct conn *c)
+{
+	c->shard = sh;
+	c->next = sh->conns;
+	if (sh->conns)
+		sh->conns->prev = c;
+	sh->conns = c;
+	sh->conn_count++;
 }
 
 /* One wake-up per shard posted to during this turn. */
@@ -211,6 +239,8 @@ void shard_post(struct shard *sh, unsigned to, const struct inbox_item *it)
 			msg_unref(it->ptr);
 		} else if (it->kind == SHARD_POST_CONN) {
 			conn_handoff_drop(it->ptr);
+		} else if (it->kind == SHARD_POST_SHARED) {
+			drop_shared(it->ptr);
 		}
 		return;
 	}
@@ -222,6 +252,63 @@ void shard_post_route(struct shard *sh, unsigned to, struct msg *msg)
 	struct inbox_item it = { .kind = SHARD_POST_ROUTE, .ptr = msg };
 
 	shard_post(sh, to, &it);
+}
+
+/* A message for some member of a group, moving between shards. */
+struct shared_post {
+	struct msg *msg;
+	bool retain;
+	size_t len;
+	char filter[]; /* "$share/group/filter" */
+};
+
+void shard_post_shared(struct shard *sh, const char *shared_group,
+		       struct msg *msg, bool retain)
+{
+	struct share_registry *reg = sh->broker->shares;
+	struct share_group *g = reg ? subtree_group_tag(shared_group) : NULL;
+	struct shared_post *sp;
+	const char *filter;
+	size_t len;
+	int to;
+
+	to = share_group_other_shard(reg, g, sh->index, ++sh->share_seq);
+	if (to < 0)
+		return;
+	filter = share_group_filter(g, &len);
+	sp = malloc(sizeof(*sp) + len);
+	if (!sp)
+		return;
+	sp->msg = msg_ref(msg);
+	sp->retain = retain;
+	sp->len = len;
+	memcpy(sp->filter, filter, len);
+	shard_post(sh, (unsigned)to, &(struct inbox_item){
+		.kind = SHARD_POST_SHARED, .ptr = sp });
+}
+
+static void take_shared(struct shard *sh, struct shared_post *sp)
+{
+	const char *group = subtree_group_of(sh->subs, sp->filter, sp->len);
+	struct msg *m = sp->msg;
+	struct sub_opts opts;
+	void *member;
+	uint32_t id;
+
+	/* Its last member here may have gone meanwhile: then it is lost. */
+	if (group && subtree_group_pick(group, NULL, &member, &opts)) {
+		id = opts.subscription_id;
+		session_deliver(member, m, m->qos < opts.qos ? m->qos : opts.qos,
+				sp->retain, &id, id ? 1 : 0, group);
+	}
+	msg_unref(m);
+	free(sp);
+}
+
+static void drop_shared(struct shared_post *sp)
+{
+	msg_unref(sp->msg);
+	free(sp);
 }
 
 static void take_post(void *arg, const struct inbox_item *it)
@@ -241,6 +328,9 @@ static void take_post(void *arg, const struct inbox_item *it)
 	case SHARD_POST_CONN:
 		conn_adopt(sh, it->ptr);
 		break;
+	case SHARD_POST_SHARED:
+		take_shared(sh, it->ptr);
+		break;
 	}
 }
 
@@ -252,6 +342,8 @@ static void drop_post(void *arg, const struct inbox_item *it)
 		msg_unref(it->ptr);
 	} else if (it->kind == SHARD_POST_CONN) {
 		conn_handoff_drop(it->ptr);
+	} else if (it->kind == SHARD_POST_SHARED) {
+		drop_shared(it->ptr);
 	}
 }
 
@@ -377,8 +469,21 @@ void shard_join_threads(struct broker *b)
 
 unsigned shard_of_client(const struct broker *b, const char *id, size_t len)
 {
-	/* The high half: the registry's buckets use the low bits. */
-	return (unsigned)((session_id_hash(id, len) >> 32) % b->shard_count);
+	uint64_t h = session_id_hash(id, len);
+
+	/*
+	 * FNV-1a alone barely moves its high bits on the last bytes, so a
+	 * fleet named sensor0001, sensor0002... would land on one shard:
+	 * mix every bit in first (splitmix64's finaliser).  Stored
+	 * sessions are placed by this at start-up, so it is the same in
+	 * every run.
+	 */
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 31;
+	return (unsigned)(h % b->shard_count);
 }
 
 unsigned shard_interest_slot(const char *topic, size_t len)
@@ -467,6 +572,7 @@ int shard_sub_remove(struct shard *sh, const char *filter, size_t len,
 static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct shard *sh = container_of(w, struct shard, flush_watcher);
+	struct conn_handoff *h;
 	struct conn *c, *next;
 
 	(void)loop;
@@ -489,6 +595,11 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		conn_free(c);
 	}
 	sh->closing = NULL;
+	while ((h = sh->moving)) {
+		sh->moving = h->next;
+		shard_post(sh, h->to, &(struct inbox_item){
+			.kind = SHARD_POST_CONN, .ptr = h });
+	}
 	wake_posted(sh);
 }
 
@@ -561,6 +672,7 @@ int shard_init(struct shard *sh, struct broker *b, unsigned index,
 	sh->index = index;
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
+	sh->route_scratch = NULL; /* route.c makes it on first use */
 	sh->rbuf = malloc(SHARD_RBUF_SIZE);
 	if (!sh->subs || !sh->rbuf ||
 	    inbox_init(&sh->inbox, b->shard_count, 1024) < 0) {
@@ -598,5 +710,7 @@ void shard_fini(struct shard *sh)
 	sh->subs = NULL;
 	free(sh->rbuf);
 	sh->rbuf = NULL;
+	free(sh->route_scratch);
+	sh->route_scratch = NULL;
 	pthread_mutex_destroy(&sh->snap_lock);
 }

@@ -19,6 +19,7 @@
 
 struct broker;
 struct conn;
+struct conn_handoff;
 struct listener;
 struct msg;
 struct session;
@@ -32,6 +33,7 @@ struct subtree;
 enum shard_post {
 	SHARD_POST_ROUTE = 1, /* ptr: struct msg, one reference given */
 	SHARD_POST_CONN, /* ptr: struct conn_handoff (broker/conn.h) */
+	SHARD_POST_SHARED, /* ptr: a message for a $share group's member */
 };
 
 #define SHARD_WHEEL_SLOTS 512
@@ -75,12 +77,14 @@ struct shard {
 	struct conn *flush_list; /* connections with output to write */
 	struct conn *held; /* output waiting for a storage commit */
 	struct conn *closing; /* closed, freed after this loop turn */
+	struct conn_handoff *moving; /* posted after this loop turn */
 	ev_prepare flush_watcher;
 	ev_timer tick; /* once a second: timeouts, session expiry, $SYS */
 	/* Timeout wheel: slot = deadline second mod SHARD_WHEEL_SLOTS. */
 	struct conn *wheel[SHARD_WHEEL_SLOTS];
 	long wheel_pos; /* last second processed */
 	uint64_t match_stamp; /* route() generation */
+	struct route_scratch *route_scratch; /* route.c's, built on demand */
 	uint32_t share_seq; /* msg->share_key of what it publishes */
 	double last_sys;
 	bool stopping;
@@ -104,6 +108,14 @@ unsigned shard_of_client(const struct broker *b, const char *id, size_t len);
 /* Give one reference of msg to shard `to` (woken at the end of the turn). */
 void shard_post_route(struct shard *sh, unsigned to, struct msg *msg);
 void shard_post(struct shard *sh, unsigned to, const struct inbox_item *it);
+/*
+ * msg was on its way to a member of a $share group (shared_group, as the
+ * match callback named it) whose session ends, and no other member is on
+ * this shard: give it to a member on another shard, if any [MQTT 5.0
+ * section 4.8.2].
+ */
+void shard_post_shared(struct shard *sh, const char *shared_group,
+		       struct msg *msg, bool retain);
 
 /*
  * From the main thread: park every other shard, so the caller may change
@@ -143,6 +155,13 @@ void shard_drop_held(struct shard *sh);
 void shard_watch_timeout(struct shard *sh, struct conn *c);
 /* Take c out of the shard's lists before it is freed. */
 void shard_forget(struct shard *sh, struct conn *c);
+/*
+ * c goes to shard `to` (h describes it): off this shard's lists now,
+ * posted at the end of the loop turn.  shard_attach() takes it in there.
+ */
+void shard_move(struct shard *sh, struct conn *c, unsigned to,
+		struct conn_handoff *h);
+void shard_attach(struct shard *sh, struct conn *c);
 
 /*
  * Monotonic seconds: keep alive, session and message expiry must not jump

@@ -156,3 +156,24 @@ bool share_group_mine(const struct share_registry *r,
 	}
 	return false;
 }
+
+int share_group_other_shard(const struct share_registry *r,
+			    const struct share_group *g, unsigned except,
+			    uint64_t key)
+{
+	unsigned with[SHARE_MAX_SHARDS], n = 0;
+
+	if (!g)
+		return -1;
+	for (unsigned i = 0; i < r->shards; i++)
+		if (i != except &&
+		    atomic_load_explicit(&g->members[i], memory_order_acquire))
+			with[n++] = i;
+	return n ? (int)with[key % n] : -1;
+}
+
+const char *share_group_filter(const struct share_group *g, size_t *len)
+{
+	*len = g->len;
+	return g->filter;
+}

@@ -45,4 +45,14 @@ bool share_group_mine(const struct share_registry *r,
 		      const struct share_group *g, unsigned shard,
 		      uint64_t key);
 
+/*
+ * A shard other than except with members of g (chosen by key among
+ * them), or -1 when there is none.
+ */
+int share_group_other_shard(const struct share_registry *r,
+			    const struct share_group *g, unsigned except,
+			    uint64_t key);
+/* The "$share/group/filter" filter g was made for. */
+const char *share_group_filter(const struct share_group *g, size_t *len);
+
 #endif

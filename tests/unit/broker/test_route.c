@@ -15,8 +15,10 @@
  * and ev_async_send() are fakes recording each call, shard_interest_slot()
  * is a copy of shard.c's (shard.c is not linked), and the subscription
  * tree, retained store, $share registry and messages are the real ones,
- * linked from libcicada_broker.a.  Sessions are plain structs: the router
- * only uses their match_* scratch fields.
+ * linked from libcicada_broker.a.  Sessions are plain structs the router
+ * only compares: what it folds for one message is kept in the shard's
+ * route scratch, whose growth, out-of-memory fallback and stamps are
+ * tested here too (route.c's calloc is wrapped to fail on demand).
  */
 #include <check.h>
 #include <stdbool.h>
@@ -25,7 +27,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Allocations route.c may still make; negative: no limit. */
+static long alloc_budget = -1;
+
+static void *test_calloc(size_t n, size_t size)
+{
+	if (alloc_budget == 0)
+		return NULL;
+	if (alloc_budget > 0)
+		alloc_budget--;
+	return calloc(n, size);
+}
+
+#define calloc test_calloc
 #include "broker/route.c"
+#undef calloc
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -149,12 +165,53 @@ void persist_retain(struct broker *b, struct msg *old, struct msg *msg)
 	persisted.msg = msg;
 }
 
+/*
+ * Sessions by the thousand (many[0..nmany)): their deliveries are tallied
+ * per session instead of recorded in calls[].
+ */
+struct tally {
+	unsigned deliveries;
+	uint8_t qos; /* the highest delivered */
+	unsigned retained; /* deliveries with the retain flag */
+	uint32_t ids; /* bit i: identifier i delivered (i < 32) */
+	unsigned id_count; /* identifiers delivered, every copy */
+};
+
+static struct session *many;
+static struct tally *tallies;
+static size_t nmany;
+
+static bool tally(struct session *s, uint8_t qos, bool retain,
+		  const uint32_t *sub_ids, uint8_t sub_id_count)
+{
+	uintptr_t p = (uintptr_t)s, first = (uintptr_t)many;
+	struct tally *t;
+
+	if (!many || p < first || p >= (uintptr_t)(many + nmany))
+		return false;
+	t = &tallies[s - many];
+	t->deliveries++;
+	if (qos > t->qos)
+		t->qos = qos;
+	t->retained += retain;
+	for (uint8_t i = 0; i < sub_id_count; i++) {
+		ck_assert_uint_lt(sub_ids[i], 32);
+		t->ids |= 1u << sub_ids[i];
+	}
+	t->id_count += sub_id_count;
+	return true;
+}
+
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group)
 {
 	struct call *c;
 
+	if (tally(s, qos, retain, sub_ids, sub_id_count)) {
+		ck_assert_ptr_null(shared_group);
+		return;
+	}
 	ck_assert_uint_lt(ncalls, MAX_CALLS);
 	c = &calls[ncalls++];
 	memset(c, 0, sizeof(*c));
@@ -209,6 +266,13 @@ static void teardown(void)
 {
 	ck_assert_uint_eq(nposts, 0); /* every post given back */
 	subtree_free(shard.subs);
+	free(shard.route_scratch);
+	alloc_budget = -1;
+	free(many);
+	free(tallies);
+	many = NULL;
+	tallies = NULL;
+	nmany = 0;
 	retain_free(broker.retain);
 	share_registry_free(broker.shares);
 	pthread_rwlock_destroy(&broker.retain_lock);
@@ -382,7 +446,6 @@ START_TEST(test_fold)
 	ck_assert_msg(calls[0].retain == r->retain, "%s: retain", r->name);
 	ck_assert_str_eq(calls[0].group, "");
 	assert_ids(&calls[0], r->ids, r->nids);
-	ck_assert_ptr_null(A->match_next); /* the scratch list is undone */
 }
 END_TEST
 
@@ -483,8 +546,272 @@ START_TEST(test_fold_per_session)
 	ck_assert_ptr_nonnull(c);
 	ck_assert_uint_eq(c->qos, 0);
 	assert_ids(c, c_ids, 1);
-	for (size_t i = 0; i < NELEM(sess); i++)
-		ck_assert_ptr_null(sess[i].match_next);
+}
+END_TEST
+
+/* --------------------------------------------------------- route scratch */
+
+/* n sessions of many[], their tallies zeroed. */
+static void many_new(size_t n)
+{
+	many = calloc(n, sizeof(*many));
+	tallies = calloc(n, sizeof(*tallies));
+	ck_assert_ptr_nonnull(many);
+	ck_assert_ptr_nonnull(tallies);
+	nmany = n;
+}
+
+static void tallies_reset(void)
+{
+	memset(tallies, 0, nmany * sizeof(*tallies));
+}
+
+static void subscribe_many(const char *filter, uint8_t qos, uint32_t id,
+			   bool rap_even)
+{
+	for (size_t i = 0; i < nmany; i++) {
+		struct sub_row r = { &many[i], filter, qos, id, false,
+				     rap_even && i % 2 == 0 };
+
+		subscribe(&r);
+	}
+}
+
+/*
+ * 5000 sessions, each through three overlapping filters, in one route:
+ * the scratch table grows from its first 64 slots (kept at most half
+ * full: 16384 for 5000) and each session gets exactly one delivery at its
+ * highest QoS with its three identifiers.  Routes after that find the
+ * table large enough: they allocate nothing (calloc fails if they try,
+ * which would show as unfolded copies) and carry nothing over.
+ */
+START_TEST(test_scratch_many_sessions)
+{
+	enum { N = 5000 };
+	static const struct sub_row a = { A, "m/t", 1, 9, false, false };
+	static const uint32_t a_ids[] = { 9 };
+	const struct call *c;
+
+	many_new(N);
+	subscribe_many("m/t", 0, 1, false);
+	subscribe(&a); /* in the middle of them */
+	subscribe_many("m/+", 2, 2, true);
+	subscribe_many("m/#", 1, 3, false);
+
+	ck_assert_uint_eq(route("m/t", 2, true, NULL), N + 1);
+	ck_assert_ptr_nonnull(shard.route_scratch);
+	ck_assert_uint_eq(shard.route_scratch->cap, 16384);
+	for (size_t i = 0; i < N; i++) {
+		const struct tally *t = &tallies[i];
+
+		ck_assert_msg(t->deliveries == 1, "session %zu: %u deliveries",
+			      i, t->deliveries);
+		ck_assert_uint_eq(t->qos, 2);
+		ck_assert_uint_eq(t->retained, i % 2 == 0);
+		ck_assert_uint_eq(t->ids, 1u << 1 | 1u << 2 | 1u << 3);
+		ck_assert_uint_eq(t->id_count, 3);
+	}
+	ck_assert_uint_eq(ncalls, 1);
+	c = call_of(A, "");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->qos, 1);
+	assert_ids(c, a_ids, 1);
+
+	/* Steady state: no allocation, nothing of the route before. */
+	alloc_budget = 0;
+	tallies_reset();
+	ncalls = 0;
+	ck_assert_uint_eq(route("m/x", 1, false, NULL), N);
+	for (size_t i = 0; i < N; i++) {
+		const struct tally *t = &tallies[i];
+
+		ck_assert_uint_eq(t->deliveries, 1);
+		ck_assert_uint_eq(t->qos, 1);
+		ck_assert_uint_eq(t->retained, 0);
+		ck_assert_uint_eq(t->ids, 1u << 2 | 1u << 3);
+		ck_assert_uint_eq(t->id_count, 2);
+	}
+	ck_assert_uint_eq(ncalls, 0);
+
+	tallies_reset();
+	ck_assert_uint_eq(route("m/t/u", 2, true, NULL), N);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_uint_eq(tallies[i].deliveries, 1);
+		ck_assert_uint_eq(tallies[i].qos, 1);
+		ck_assert_uint_eq(tallies[i].retained, 0);
+		ck_assert_uint_eq(tallies[i].ids, 1u << 3);
+	}
+	ck_assert_uint_eq(shard.route_scratch->cap, 16384);
+	ck_assert_uint_eq(shard.match_stamp, 3);
+}
+END_TEST
+
+/*
+ * Consecutive routes do not leak into each other: what a session folded
+ * for one message (its QoS, Retain As Published, identifiers) is not
+ * there for the next, though its slot still holds it.
+ */
+START_TEST(test_scratch_stamp)
+{
+	static const struct sub_row subs[] = {
+		{ A, "s/a", 2, 1, false, true },
+		{ A, "s/#", 0, 2, false, false },
+		{ B, "s/a", 1, 0, false, false },
+		{ C, "s/c", 2, 3, false, true },
+	};
+	static const uint32_t a12[] = { 1, 2 }, a2[] = { 2 }, c3[] = { 3 };
+	const struct call *c;
+
+	for (size_t i = 0; i < NELEM(subs); i++)
+		subscribe(&subs[i]);
+	for (int round = 0; round < 2; round++) {
+		ncalls = 0;
+		ck_assert_uint_eq(route("s/a", 2, true, NULL), 2);
+		c = call_of(A, "");
+		ck_assert_ptr_nonnull(c);
+		ck_assert_uint_eq(c->qos, 2);
+		ck_assert(c->retain);
+		assert_ids(c, a12, 2);
+		c = call_of(B, "");
+		ck_assert_ptr_nonnull(c);
+		ck_assert_uint_eq(c->qos, 1);
+		ck_assert(!c->retain);
+		assert_ids(c, NULL, 0);
+
+		/* A again, through s/# only; B not at all. */
+		ncalls = 0;
+		ck_assert_uint_eq(route("s/b", 2, true, NULL), 1);
+		ck_assert_ptr_eq(calls[0].s, A);
+		ck_assert_uint_eq(calls[0].qos, 0);
+		ck_assert(!calls[0].retain);
+		assert_ids(&calls[0], a2, 1);
+
+		/* Nobody of the route before. */
+		ncalls = 0;
+		ck_assert_uint_eq(route("s/c", 1, false, NULL), 2);
+		c = call_of(C, "");
+		ck_assert_ptr_nonnull(c);
+		ck_assert_uint_eq(c->qos, 1);
+		assert_ids(c, c3, 1);
+		c = call_of(A, "");
+		ck_assert_ptr_nonnull(c);
+		ck_assert_uint_eq(c->qos, 0);
+		assert_ids(c, a2, 1);
+		ck_assert_ptr_null(call_of(B, ""));
+
+		ncalls = 0;
+		ck_assert_uint_eq(route("x", 1, false, NULL), 0);
+		ck_assert_uint_eq(ncalls, 0);
+	}
+	ck_assert_uint_eq(shard.match_stamp, 8);
+}
+END_TEST
+
+/*
+ * The folded deliveries go out in a fixed order: the last session met
+ * first, as the subscription tree met them.  Routing the same topic twice
+ * gives the same order.
+ */
+START_TEST(test_scratch_order)
+{
+	static const struct sub_row subs[] = {
+		{ A, "o/#", 0, 0, false, false },
+		{ B, "o/p", 0, 0, false, false },
+		{ C, "o/+", 0, 0, false, false },
+		{ A, "o/p", 0, 0, false, false },
+	};
+	struct session *first[3];
+
+	for (size_t i = 0; i < NELEM(subs); i++)
+		subscribe(&subs[i]);
+	ck_assert_uint_eq(route("o/p", 1, false, NULL), 3);
+	for (size_t i = 0; i < 3; i++)
+		first[i] = calls[i].s;
+	ck_assert(first[0] != first[1] && first[1] != first[2] &&
+		  first[0] != first[2]);
+	ncalls = 0;
+	ck_assert_uint_eq(route("o/p", 1, false, NULL), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_ptr_eq(calls[i].s, first[i]);
+}
+END_TEST
+
+/*
+ * Out of memory for the table: no subscription is lost, each one a
+ * session could not be folded for is delivered apart with its own QoS and
+ * identifier ([MQTT-3.3.4-5] allows the copies); the sessions already in
+ * the table still fold.  With memory back, the next route folds again.
+ */
+START_TEST(test_scratch_enomem)
+{
+	enum { N = 100 };
+	static const struct sub_row subs[] = {
+		{ A, "e/t", 1, 1, false, false },
+		{ A, "e/+", 2, 2, false, true },
+	};
+	static const uint32_t id1[] = { 1 }, id2[] = { 2 }, id12[] = { 1, 2 };
+	size_t folded = 0;
+
+	for (size_t i = 0; i < NELEM(subs); i++)
+		subscribe(&subs[i]);
+	/* No table at all: a copy per subscription. */
+	alloc_budget = 0;
+	ck_assert_uint_eq(route("e/t", 2, true, NULL), 2);
+	ck_assert_ptr_null(shard.route_scratch);
+	ck_assert_uint_eq(ncalls, 2);
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_ptr_eq(calls[i].s, A);
+		if (calls[i].qos == 1) {
+			ck_assert(!calls[i].retain);
+			assert_ids(&calls[i], id1, 1);
+		} else {
+			ck_assert_uint_eq(calls[i].qos, 2);
+			ck_assert(calls[i].retain);
+			assert_ids(&calls[i], id2, 1);
+		}
+	}
+	ck_assert_uint_ne(calls[0].qos, calls[1].qos);
+
+	/* The first table (64 slots, 32 sessions), then no growing. */
+	many_new(N);
+	subscribe_many("e/t", 1, 3, false);
+	subscribe_many("e/+", 2, 4, false);
+	alloc_budget = 1;
+	ncalls = 0;
+	ck_assert_uint_eq(route("e/t", 2, false, NULL),
+			  32 + (N + 1 - 32) * 2);
+	ck_assert_uint_eq(shard.route_scratch->cap, ROUTE_SCRATCH_MIN);
+	for (size_t i = 0; i < N; i++) {
+		const struct tally *t = &tallies[i];
+
+		ck_assert_uint_eq(t->ids, 1u << 3 | 1u << 4);
+		ck_assert_uint_eq(t->id_count, 2);
+		ck_assert_uint_eq(t->qos, 2);
+		ck_assert(t->deliveries == 1 || t->deliveries == 2);
+		folded += t->deliveries == 1;
+	}
+	/* A is one of the 32 or not. */
+	ck_assert(ncalls == 1 || ncalls == 2);
+	folded += ncalls == 1;
+	ck_assert_uint_eq(folded, 32);
+	if (ncalls == 1) {
+		ck_assert_uint_eq(calls[0].qos, 2);
+		assert_ids(&calls[0], id12, 2);
+	}
+
+	/* Memory back: one delivery each. */
+	alloc_budget = -1;
+	tallies_reset();
+	ncalls = 0;
+	ck_assert_uint_eq(route("e/t", 2, false, NULL), N + 1);
+	ck_assert_uint_eq(shard.route_scratch->cap, 256);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_uint_eq(tallies[i].deliveries, 1);
+		ck_assert_uint_eq(tallies[i].qos, 2);
+		ck_assert_uint_eq(tallies[i].ids, 1u << 3 | 1u << 4);
+	}
+	ck_assert_uint_eq(ncalls, 1);
+	assert_ids(&calls[0], id12, 2);
 }
 END_TEST
 
@@ -737,8 +1064,10 @@ static void two_setup(void)
 static void two_teardown(void)
 {
 	ck_assert_uint_eq(nposts, 0); /* every test gives its posts back */
-	for (unsigned i = 0; i < broker.shard_count; i++)
+	for (unsigned i = 0; i < broker.shard_count; i++) {
 		subtree_free(two[i].subs);
+		free(two[i].route_scratch);
+	}
 	for (unsigned i = 0; i < broker.shard_count; i++)
 		assert_no_interest(&two[i]);
 	broker.shards = &shard;
@@ -1233,6 +1562,10 @@ static Suite *route_suite(void)
 	tcase_add_loop_test(tc, test_fold, 0, NELEM(fold_rows));
 	tcase_add_test(tc, test_fold_many_ids);
 	tcase_add_test(tc, test_fold_per_session);
+	tcase_add_test(tc, test_scratch_many_sessions);
+	tcase_add_test(tc, test_scratch_stamp);
+	tcase_add_test(tc, test_scratch_order);
+	tcase_add_test(tc, test_scratch_enomem);
 	tcase_add_test(tc, test_shared_separate);
 	tcase_add_test(tc, test_shared_two_groups);
 	tcase_add_test(tc, test_reached_count);

@@ -257,8 +257,27 @@ int shard_sub_remove(struct shard *sh, const char *filter, size_t len,
 	return subtree_remove(sh->subs, filter, len, s);
 }
 
+/*
+ * A group with no other member on this shard: the messages go to the
+ * shard layer, which finds a member elsewhere (tested in 11-shards).
+ */
+static unsigned shared_posts;
+static const char *shared_post_group;
+
+void shard_post_shared(struct shard *sh, const char *shared_group,
+		       struct msg *msg, bool retain)
+{
+	ck_assert_ptr_eq(sh, &shard);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert(!retain);
+	shared_post_group = shared_group;
+	shared_posts++;
+}
+
 static void setup(void)
 {
+	shared_posts = 0;
+	shared_post_group = NULL;
 	memset(&broker, 0, sizeof(broker));
 	memset(&shard, 0, sizeof(shard));
 	memset(conns, 0, sizeof(conns));
@@ -1494,6 +1513,10 @@ START_TEST(test_shared_handover)
 		ck_assert_uint_eq(nsent, 0);
 		ck_assert_uint_eq(s2->inflight_count + s2->queued_count, 0);
 	}
+	/* Alone on this shard: q1 and queued go to another shard's member. */
+	ck_assert_uint_eq(shared_posts, r->c == HO_ALONE ? 2 : 0);
+	if (r->c == HO_ALONE)
+		ck_assert_ptr_eq(shared_post_group, group);
 	/* What moved still names the group, for a further hand-over. */
 	for (const struct delivery *d = s2->inflight; d; d = d->next)
 		ck_assert_ptr_eq(d->shared_group, group);

@@ -603,7 +603,10 @@ START_TEST(test_route_shared_group_two_shards)
 	for (unsigned i = 1; i < 4; i++)
 		ck_assert_uint_ge(s[i]->queued_count, on1 / 4);
 
-	/* The member on shard 0 goes: shard 1 gets everything. */
+	/*
+	 * The member on shard 0 goes, with no other member there: what it
+	 * had queued goes to shard 1's members, and so does everything new.
+	 */
 	session_destroy(s[0]);
 	g = share_group_get(b.shares, "$share/g/t", 10);
 	ck_assert_uint_eq(g->refs, 2); /* shard 0's tree let go */
@@ -619,9 +622,42 @@ START_TEST(test_route_shared_group_two_shards)
 	after = 0;
 	for (unsigned i = 1; i < 4; i++)
 		after += s[i]->queued_count;
-	ck_assert_uint_eq(after, on1 + 50);
+	/* Its queued messages went over too (shard_post_shared). */
+	ck_assert_uint_eq(after, on1 + on0 + 50);
 	shards_teardown();
 }
+
+/*
+ * Fleets are named in sequence (sensor0001, sensor0002...): their
+ * sessions must still spread over the shards, with the real hash.
+ */
+static const char *const fleet_patterns[] = {
+	"sensor%04d", "client-%d", "%d", "cicada-%016x",
+};
+
+START_TEST(test_sequential_ids_spread)
+{
+	struct broker fleet = { 0 };
+
+	for (unsigned shards = 2; shards <= 8; shards *= 2) {
+		unsigned count[8] = { 0 };
+		char id[64];
+
+		fleet.shard_count = shards;
+		for (int i = 0; i < 4000; i++) {
+			int n = snprintf(id, sizeof(id), fleet_patterns[_i], i);
+
+			count[shard_of_client(&fleet, id, (size_t)n)]++;
+		}
+		/* Each within a fifth of its fair share. */
+		for (unsigned i = 0; i < shards; i++) {
+			ck_assert_uint_gt(count[i], 4000 / shards * 4 / 5);
+			ck_assert_uint_lt(count[i], 4000 / shards * 6 / 5);
+		}
+	}
+}
+END_TEST
+
 END_TEST
 
 /* --------------------------------------------------------------- suite */
@@ -641,6 +677,8 @@ static Suite *share_suite(void)
 	tcase_add_loop_test(tc, test_mine_split, 0, NELEM(split_rows));
 	tcase_add_test(tc, test_mine_members_leave);
 	tcase_add_test(tc, test_members_from_threads);
+	tcase_add_loop_test(tc, test_sequential_ids_spread, 0,
+			    NELEM(fleet_patterns));
 	suite_add_tcase(s, tc);
 	tcase_add_test(tr, test_route_to_other_shard);
 	tcase_add_test(tr, test_route_post_dropped_at_fini);
