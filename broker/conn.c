@@ -39,6 +39,36 @@
 #define PRE_CONNECT_MAX (512u * 1024u)
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/*
+ * Buffers grow by doubling from a base, so a connection keeps only the
+ * power of two (0: no buffer): 6 bytes fewer on each connection.
+ */
+#define IN_BASE 1024u
+#define OUT_BASE 4096u
+
+static uint8_t cap_log2(size_t cap, size_t base)
+{
+	uint8_t k = 1;
+
+	while (base < cap) {
+		base *= 2;
+		k++;
+	}
+	return k;
+}
+
+static size_t in_cap(const struct conn *c)
+{
+	return c->in_cap_log2 ? (size_t)IN_BASE << (c->in_cap_log2 - 1) : 0;
+}
+
+static size_t out_cap(const struct conn *c)
+{
+	return c->out_cap_log2 ? (size_t)OUT_BASE << (c->out_cap_log2 - 1) :
+				 0;
+}
+
 static bool in_reserve(struct conn *c, size_t need);
 static void in_release(struct conn *c);
 
@@ -84,8 +114,7 @@ struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer)
 		return NULL;
 	}
 	c->shard = sh;
-	c->fd = fd;
-	c->wheel_slot = -1;
+		c->wheel_slot = -1;
 	set_peer(c, peer);
 	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
 	ev_io_start(sh->loop, &c->io);
@@ -112,7 +141,7 @@ static bool out_reserve(struct conn *c, size_t need)
 	size_t cap;
 	uint8_t *p;
 
-	if (c->out_cap - c->out_len >= need)
+	if (out_cap(c) - c->out_len >= need)
 		return true;
 	if (need > UINT32_MAX / 2 - (c->out_len - c->out_off))
 		return false;
@@ -120,17 +149,17 @@ static bool out_reserve(struct conn *c, size_t need)
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
 		c->out_off = 0;
-		if (c->out_cap - c->out_len >= need)
+		if (out_cap(c) - c->out_len >= need)
 			return true;
 	}
-	cap = c->out_cap ? c->out_cap : 4096;
+	cap = c->out_cap_log2 ? out_cap(c) : OUT_BASE;
 	while (cap - c->out_len < need)
 		cap *= 2;
 	p = realloc(c->out, cap);
 	if (!p)
 		return false;
 	c->out = p;
-	c->out_cap = (uint32_t)cap;
+	c->out_cap_log2 = cap_log2(cap, OUT_BASE);
 	return true;
 }
 
@@ -264,7 +293,7 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
 		return -ENOMEM;
 	}
 	n = mqtt_encode(pkt, c->version, c->out + c->out_len,
-			c->out_cap - c->out_len);
+			out_cap(c) - c->out_len);
 	if (n < 0)
 		return n;
 	c->out_len += (uint32_t)n;
@@ -410,7 +439,7 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		return false;
 	}
 	n = mqtt_encode_publish_header(&pub, c->version, c->out + c->out_len,
-				       c->out_cap - c->out_len, NULL);
+				       out_cap(c) - c->out_len, NULL);
 	if (n < 0)
 		return false;
 	c->out_len += (uint32_t)n;
@@ -435,7 +464,7 @@ static void want_write(struct conn *c, bool on)
 		return;
 	c->want_write = on;
 	ev_io_stop(c->shard->loop, &c->io);
-	ev_io_set(&c->io, c->fd, on ? EV_READ | EV_WRITE : EV_READ);
+	ev_io_set(&c->io, c->io.fd, on ? EV_READ | EV_WRITE : EV_READ);
 	ev_io_start(c->shard->loop, &c->io);
 }
 
@@ -488,7 +517,7 @@ void conn_flush(struct conn *c)
 		c->hold_seq = 0;
 	}
 	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->fd, c->out + c->out_off,
+		ssize_t n = send(c->io.fd, c->out + c->out_off,
 				 c->out_len - c->out_off, MSG_NOSIGNAL);
 
 		if (n > 0) {
@@ -512,7 +541,7 @@ void conn_flush(struct conn *c)
 	want_write(c, false);
 	free(c->out);
 	c->out = NULL;
-	c->out_cap = 0;
+	c->out_cap_log2 = 0;
 }
 
 static void conn_write_ready(struct conn *c)
@@ -532,21 +561,21 @@ static void conn_write_ready(struct conn *c)
 static void conn_handle_will(struct conn *c)
 {
 	struct session *s = c->session;
-	struct msg *will = c->will;
+	struct conn_will *w = c->will;
+	struct msg *will;
 
 	c->will = NULL;
-	if (!will)
+	if (!w)
 		return;
-	if (c->will_suppressed) {
+	will = w->msg;
+	if (c->will_suppressed)
 		msg_unref(will);
-		return;
-	}
-	if (c->will_delay && s && s->conn == c && s->expiry_interval) {
-		session_park_will(s, will, shard_now(c->shard) + c->will_delay,
-				  c->will_expiry);
-		return;
-	}
-	route_will(c->shard, will, c->will_expiry);
+	else if (w->delay && s && s->conn == c && s->expiry_interval)
+		session_park_will(s, will, shard_now(c->shard) + w->delay,
+				  w->expiry);
+	else
+		route_will(c->shard, will, w->expiry);
+	free(w);
 }
 
 /* Leave the session: gone with the connection, or kept to expire later. */
@@ -598,7 +627,7 @@ static void conn_close_explained(struct conn *c, int reason, const char *why,
 	c->state = CONN_CLOSING;
 	ev_io_stop(sh->loop, &c->io);
 	conn_flush(c);
-	shutdown(c->fd, SHUT_RDWR);
+	shutdown(c->io.fd, SHUT_RDWR);
 	conn_handle_will(c);
 	conn_detach_session(c);
 	shard_forget(sh, c);
@@ -643,11 +672,13 @@ void conn_free(struct conn *c)
 			free(aliases_out(c)[i].topic);
 		free(c->topic_aliases);
 	}
-	if (c->will)
-		msg_unref(c->will);
+	if (c->will) {
+		msg_unref(c->will->msg);
+		free(c->will);
+	}
 	msg_unref(c->wait_msg);
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->io.fd >= 0)
+		close(c->io.fd);
 	auth_conn_free(c->auth);
 	if (!c->client_id_borrowed)
 		free(c->client_id);
@@ -880,9 +911,9 @@ static bool in_reserve(struct conn *c, size_t need)
 	size_t cap;
 	uint8_t *p;
 
-	if (c->in_cap - c->in_len >= need)
+	if (in_cap(c) - c->in_len >= need)
 		return true;
-	cap = c->in_cap ? c->in_cap : 1024;
+	cap = c->in_cap_log2 ? in_cap(c) : IN_BASE;
 	while (cap - c->in_len < need)
 		cap *= 2;
 	/* The framer refuses packets far below this. */
@@ -892,7 +923,7 @@ static bool in_reserve(struct conn *c, size_t need)
 	if (!p)
 		return false;
 	c->in = p;
-	c->in_cap = (uint32_t)cap;
+	c->in_cap_log2 = cap_log2(cap, IN_BASE);
 	return true;
 }
 
@@ -900,13 +931,14 @@ static void in_release(struct conn *c)
 {
 	free(c->in);
 	c->in = NULL;
-	c->in_len = c->in_cap = 0;
+	c->in_len = 0;
+	c->in_cap_log2 = 0;
 }
 
 /* recv() into buf; false when the connection was closed. */
 static bool conn_recv(struct conn *c, uint8_t *buf, size_t room, size_t *got)
 {
-	ssize_t n = recv(c->fd, buf, room, 0);
+	ssize_t n = recv(c->io.fd, buf, room, 0);
 
 	*got = 0;
 	if (n < 0) {
@@ -957,10 +989,10 @@ static void conn_read_ready(struct conn *c)
 			conn_close(c, -1, "out of memory");
 			return;
 		}
-		if (!conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len, &got) ||
+		if (!conn_recv(c, c->in + c->in_len, in_cap(c) - c->in_len, &got) ||
 		    !got)
 			return;
-		c->in_len += (uint32_t)got; /* at most in_cap */
+		c->in_len += (uint32_t)got; /* at most in_cap(c) */
 		used = conn_process(c, c->in, c->in_len);
 		if (c->state == CONN_CLOSING || c->state == CONN_MOVING)
 			return;
@@ -990,7 +1022,7 @@ void conn_adopt(struct shard *sh, struct conn_handoff *h)
 
 	c->state = CONN_NEW;
 	shard_attach(sh, c);
-	ev_io_init(&c->io, conn_io_cb, c->fd, EV_READ);
+	ev_io_init(&c->io, conn_io_cb, c->io.fd, EV_READ);
 	ev_io_start(sh->loop, &c->io);
 	/* connect_timeout still counts from the accept (last_activity). */
 	shard_watch_timeout(sh, c);

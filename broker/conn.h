@@ -27,6 +27,14 @@ struct msg;
 struct session;
 struct shard;
 
+/* A will, kept apart: most connections have none. */
+struct conn_will {
+	struct msg *msg;
+	uint32_t delay; /* MQTT 5 Will Delay Interval, seconds */
+	/* Its Message Expiry Interval counts from publication; 0: none. */
+	uint32_t expiry;
+};
+
 enum conn_state {
 	CONN_NEW, /* accepted, waiting for CONNECT */
 	CONN_ACTIVE, /* CONNACK sent */
@@ -35,6 +43,10 @@ enum conn_state {
 	CONN_MOVING, /* handed to another shard (conn_handoff) */
 };
 
+/*
+ * Laid out so an idle connection fits one 256-byte allocation (248 bytes
+ * of struct and malloc's 8): small fields first, grouped by size.
+ */
 struct conn {
 	struct shard *shard;
 	struct listener *listener; /* accepted on; NULL for tests */
@@ -42,55 +54,18 @@ struct conn {
 	ev_io io; /* read, and write while the socket pushes back */
 	uint8_t state; /* enum conn_state */
 	uint8_t version; /* protocol level, 0 before CONNECT */
-	bool flush_queued; /* on the shard's flush list */
-	bool will_suppressed; /* normal DISCONNECT: no will */
-	bool broken; /* output failed: closed by the next flush pass */
-	bool want_write; /* io watches EV_WRITE too */
-	bool client_id_borrowed; /* client_id is the session's */
-	bool held; /* on the shard's held list (see hold_seq) */
-	bool request_problem_info;
+	bool flush_queued : 1; /* on the shard's flush list */
+	bool will_suppressed : 1; /* normal DISCONNECT: no will */
+	bool broken : 1; /* output failed: closed by the next flush pass */
+	bool want_write : 1; /* io watches EV_WRITE too */
+	bool client_id_borrowed : 1; /* client_id is the session's */
+	bool held : 1; /* on the shard's held list (see hold_seq) */
+	bool request_problem_info : 1;
 	/* The peer, for logs (conn_peer()): IPv4 or IPv6 in binary. */
 	uint8_t peer_family; /* AF_INET, AF_INET6; 0: unknown */
 	uint16_t peer_port;
 	uint8_t peer_addr[16];
-	int fd;
-	/* For logs: our copy until a session holds it, then the session's. */
-	char *client_id;
-	struct auth_conn *auth; /* user, enhanced auth method and exchange */
-
-	struct session *session;
-	struct msg *will; /* published on abnormal close */
-	uint32_t will_delay; /* MQTT 5 Will Delay Interval */
-	/* Its Message Expiry Interval counts from publication; 0: none. */
-	uint32_t will_expiry;
-
-	/* Input: bytes of at most one partial packet between reads. */
-	uint8_t *in;
-	uint32_t in_len, in_cap;
-	/* Output: encoded packets not yet written (4 GiB at most). */
-	uint8_t *out;
-	uint32_t out_off, out_len, out_cap;
-	uint32_t max_packet_out; /* the client's Maximum Packet Size; 0: none */
-	struct conn *flush_next;
-	/*
-	 * Durability strict: the output may not be written before the
-	 * storage commit of this sequence number (0: no wait); while it
-	 * waits the connection is on the shard's held list.
-	 */
-	uint64_t hold_seq;
-	struct conn *held_next;
-	/*
-	 * And not before the other shards confirmed the deliveries of this
-	 * message, the latest one published here that needs it (route.h).
-	 */
-	struct msg *wait_msg;
-
-	/* Keep alive and connect timeout, checked by the shard's wheel. */
-	double last_activity;
-	struct conn *wheel_prev, *wheel_next;
-	float timeout; /* seconds of silence allowed; 0: none */
-	int wheel_slot; /* -1: not in the wheel */
-
+	int16_t wheel_slot; /* -1: not in the timeout wheel */
 	/* MQTT 5 limits the client asked for. */
 	uint16_t topic_alias_max_in; /* aliases we accept */
 	/*
@@ -101,12 +76,45 @@ struct conn {
 	uint16_t topic_alias_max_out; /* min(client's maximum, ours) */
 	uint16_t topic_alias_out_count;
 	uint16_t qos2_quota; /* our Receive Maximum */
+	/* Buffer sizes: base << (log2 - 1), 0: none (see in_cap()). */
+	uint8_t in_cap_log2, out_cap_log2;
+	uint32_t max_packet_out; /* the client's Maximum Packet Size; 0: none */
+	float timeout; /* seconds of silence allowed; 0: none */
+	/* Input: bytes of at most one partial packet between reads. */
+	uint32_t in_len;
+	/* For logs: our copy until a session holds it, then the session's. */
+	char *client_id;
+	struct auth_conn *auth; /* user, enhanced auth method and exchange */
+
+	struct session *session;
+	struct conn_will *will; /* published on abnormal close; NULL: none */
+
+	uint8_t *in;
+	/* Output: encoded packets not yet written (4 GiB at most). */
+	uint8_t *out;
+	uint32_t out_off, out_len;
+	struct conn *flush_next;
+	struct conn *held_next;
+	/*
+	 * And not before the other shards confirmed the deliveries of this
+	 * message, the latest one published here that needs it (route.h).
+	 */
+	struct msg *wait_msg;
+	/* Keep alive and connect timeout, checked by the shard's wheel. */
+	struct conn *wheel_prev, *wheel_next;
 	/*
 	 * Both alias tables in one block made when first needed (see
 	 * conn_alias_tables()): the topics of the aliases we accept,
 	 * [topic_alias_max_in + 1], then those we send, [..._max_out].
 	 */
 	char **topic_aliases;
+	/*
+	 * Durability strict: the output may not be written before the
+	 * storage commit of this sequence number (0: no wait); while it
+	 * waits the connection is on the shard's held list.
+	 */
+	uint64_t hold_seq;
+	double last_activity; /* monotonic seconds */
 };
 
 

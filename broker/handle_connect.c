@@ -79,14 +79,20 @@ static int prepare_will(struct conn *c, const struct mqtt_connect *p)
 		return MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-13] */
 	if (p->will_qos > lim->max_qos)
 		return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-12] */
-	c->will = msg_from_publish(c->shard, &p->will_topic, &p->will_payload,
-				   &p->will_props, p->will_qos, p->will_retain,
-				   NULL);
+	c->will = malloc(sizeof(*c->will));
 	if (!c->will)
 		return MQTT_RC_SERVER_UNAVAILABLE;
-	c->will_delay = p->will_props.will_delay_interval;
-	c->will_expiry = p->will_props.message_expiry_interval;
-	c->will->expiry_at = 0; /* set when it is published */
+	c->will->msg = msg_from_publish(c->shard, &p->will_topic,
+					&p->will_payload, &p->will_props,
+					p->will_qos, p->will_retain, NULL);
+	if (!c->will->msg) {
+		free(c->will);
+		c->will = NULL;
+		return MQTT_RC_SERVER_UNAVAILABLE;
+	}
+	c->will->delay = p->will_props.will_delay_interval;
+	c->will->expiry = p->will_props.message_expiry_interval;
+	c->will->msg->expiry_at = 0; /* set when it is published */
 	return 0;
 }
 
@@ -106,7 +112,7 @@ static struct session *attach_session(struct conn *c,
 		old->session = NULL;
 		s->conn = NULL;
 		/* The session goes on: a delayed will is not due [MQTT-3.1.3-9]. */
-		if (old->will_delay && !p->clean_start)
+		if (old->will && old->will->delay && !p->clean_start)
 			old->will_suppressed = true;
 		conn_close(old, MQTT_RC_SESSION_TAKEN_OVER,
 			   "session taken over by a new connection");

@@ -95,7 +95,7 @@ void shard_watch_timeout(struct shard *sh, struct conn *c)
 	if (second <= sh->wheel_pos)
 		second = sh->wheel_pos + 1;
 	slot = wheel_slot_of(second);
-	c->wheel_slot = slot;
+	c->wheel_slot = (int16_t)slot;
 	c->wheel_prev = NULL;
 	c->wheel_next = sh->wheel[slot];
 	if (c->wheel_next)
