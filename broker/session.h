@@ -66,7 +66,9 @@ struct session {
 	struct conn *conn; /* NULL while offline */
 	uint16_t client_id_len;
 	uint8_t version; /* protocol level of the last connection */
-	bool persisted; /* written to storage (see broker/persist.h) */
+	bool persisted : 1; /* written to storage (see broker/persist.h) */
+	/* In-flight ids out of sequence: next_packet_id() must scan. */
+	bool ids_unordered : 1;
 	/* Seconds to keep the session after disconnect; UINT32_MAX: forever. */
 	uint32_t expiry_interval;
 	double expire_at; /* monotonic; valid while offline */

@@ -939,6 +939,51 @@ START_TEST(test_packet_ids)
 }
 END_TEST
 
+/*
+ * A window of 1,000 over 300,000 QoS 1 messages, acknowledged mostly in
+ * order and sometimes not, wrapping the 16-bit ids four times: no id is
+ * ever given to two messages in flight at once, whichever way
+ * next_packet_id() decides (the sequence check or the scan).
+ */
+START_TEST(test_packet_ids_window_wraps)
+{
+	static bool busy[65536];
+	static uint16_t live[1000];
+	struct session *s = online("c", &conns[0]);
+	size_t nlive = 0;
+	unsigned seed = 12345;
+
+	memset(busy, 0, sizeof(busy));
+	s->inflight_max = 1000;
+	for (unsigned step = 0; step < 300000; step++) {
+		uint16_t id;
+		size_t k;
+
+		if (nlive < 1000) {
+			nsent = 0;
+			deliver(s, "w", 1, 1);
+			ck_assert_uint_eq(nsent, 1);
+			id = sent[0].packet_id;
+			ck_assert_uint_ne(id, 0);
+			ck_assert_msg(!busy[id], "id %u given twice", id);
+			busy[id] = true;
+			live[nlive++] = id;
+			continue;
+		}
+		/* Oldest first four times in five, else any. */
+		seed = seed * 1103515245u + 12345u;
+		k = (seed >> 16) % 5 ? 0 : (seed >> 8) % nlive;
+		id = live[k];
+		memmove(&live[k], &live[k + 1], (nlive - k - 1) * sizeof(*live));
+		nlive--;
+		ck_assert(session_ack(s, id, MQTT_PUBACK));
+		busy[id] = false;
+	}
+	ck_assert_uint_eq(s->inflight_count, nlive);
+	nsent = 0;
+}
+END_TEST
+
 /* ---------------------------------------------------------------- acks */
 
 struct ack_step {
@@ -1755,6 +1800,7 @@ static Suite *session_suite(void)
 	tcase_add_test(tc, test_offline_then_pump);
 	tcase_add_test(tc, test_refused_publish_dropped);
 	tcase_add_loop_test(tc, test_packet_ids, 0, NELEM(pid_rows));
+	tcase_add_test(tc, test_packet_ids_window_wraps);
 	tcase_add_loop_test(tc, test_ack, 0, NELEM(ack_rows));
 	tcase_add_test(tc, test_ack_pumps_next);
 	tcase_add_test(tc, test_persist_follows_delivery);
