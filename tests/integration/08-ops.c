@@ -86,93 +86,14 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-struct run {
-	int status; /* exit status, 128 + signal, or -1: timed out */
-	char out[8192], err[8192];
-};
-
-/* Run cicada with args (NULL-terminated), capturing both outputs, 5 s. */
-static void run_cicada(struct run *r, const char *const *args)
-{
-	const char *argv[16] = { "cicada" };
-	int out[2], err[2], status, n = 1;
-	size_t out_len = 0, err_len = 0;
-	long deadline = now_ms() + 5000;
-	pid_t pid;
-
-	while (args[n - 1] && n < 15) {
-		argv[n] = args[n - 1];
-		n++;
-	}
-	argv[n] = NULL;
-	memset(r, 0, sizeof(*r));
-	ck_assert_int_eq(pipe(out), 0);
-	ck_assert_int_eq(pipe(err), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(out[1], STDOUT_FILENO);
-		dup2(err[1], STDERR_FILENO);
-		close(out[0]);
-		close(err[0]);
-		execv(cicada_bin(), (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	while (out[0] >= 0 || err[0] >= 0) {
-		struct pollfd p[2] = { { .fd = out[0], .events = POLLIN },
-				       { .fd = err[0], .events = POLLIN } };
-		long left = deadline - now_ms();
-
-		if (left <= 0 || poll(p, 2, (int)left) <= 0)
-			break;
-		for (int i = 0; i < 2; i++) {
-			char *buf = i ? r->err : r->out;
-			size_t *len = i ? &err_len : &out_len;
-			int *fd = i ? &err[0] : &out[0];
-			ssize_t got;
-
-			if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
-				continue;
-			got = read(*fd, buf + *len, sizeof(r->out) - 1 - *len);
-			if (got <= 0) {
-				close(*fd);
-				*fd = -1;
-				continue;
-			}
-			*len += (size_t)got;
-		}
-	}
-	if (out[0] >= 0)
-		close(out[0]);
-	if (err[0] >= 0)
-		close(err[0]);
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid)
-			break;
-		if (w < 0 || now_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			r->status = -1;
-			return;
-		}
-		usleep(5000);
-	}
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
-					128 + WTERMSIG(status);
-}
-
 /* ------------------------------------------------------ command line */
 
 START_TEST(ops_help)
 {
 	static const char *const args[] = { "--help", NULL };
-	struct run r;
+	struct cicada_run r;
 
-	run_cicada(&r, args);
+	harness_run_cicada(&r, args);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strstr(r.out, "-c") && strstr(r.out, "--config"),
 		      "--help does not mention -c/--config:\n%s", r.out);
@@ -185,9 +106,9 @@ END_TEST
 START_TEST(ops_version)
 {
 	static const char *const args[] = { "--version", NULL };
-	struct run r;
+	struct cicada_run r;
 
-	run_cicada(&r, args);
+	harness_run_cicada(&r, args);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_msg(strncmp(r.out, "cicada ", 7) == 0,
 		      "--version starts with '%.20s'", r.out);
@@ -209,9 +130,9 @@ START_TEST(ops_bad_usage)
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run r;
+		struct cicada_run r;
 
-		run_cicada(&r, cases[i]);
+		harness_run_cicada(&r, cases[i]);
 		ck_assert_msg(r.status == 2, "cicada %s: exit %d, expected 2",
 			      cases[i][0], r.status);
 		ck_assert_msg(strstr(r.err, cases[i][2]) != NULL,
@@ -226,7 +147,7 @@ START_TEST(ops_test_config_good)
 {
 	char path[128], conf[256];
 	const char *args[] = { "--test-config", "-c", path, NULL };
-	struct run r;
+	struct cicada_run r;
 	int port = harness_free_port();
 
 	snprintf(conf, sizeof(conf),
@@ -234,7 +155,7 @@ START_TEST(ops_test_config_good)
 		 "persistence false\nmax_queued_messages 10\n"
 		 "retain_available false\n", port);
 	write_file("good.conf", conf, path, sizeof(path));
-	run_cicada(&r, args);
+	harness_run_cicada(&r, args);
 	ck_assert_msg(r.status == 0, "exit %d: %s", r.status, r.err);
 	/* It checked and left: nothing listens on the port. */
 	broker.port = port;
@@ -264,18 +185,18 @@ START_TEST(ops_config_errors_name_file_and_line)
 	const char *start[] = { "-c", path, NULL };
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run r;
+		struct cicada_run r;
 
 		write_file("bad.conf", cases[i].text, path, sizeof(path));
 		snprintf(where, sizeof(where), "%s:%d:", path, cases[i].line);
-		run_cicada(&r, check);
+		harness_run_cicada(&r, check);
 		ck_assert_msg(r.status != 0 && r.status != -1,
 			      "--test-config: exit %d", r.status);
 		ck_assert_msg(strstr(r.err, where) &&
 			      strstr(r.err, cases[i].what),
 			      "stderr lacks '%s' / '%s':\n%s", where,
 			      cases[i].what, r.err);
-		run_cicada(&r, start);
+		harness_run_cicada(&r, start);
 		ck_assert_msg(r.status != 0 && r.status != -1,
 			      "start with a bad config: exit %d", r.status);
 		ck_assert_msg(strstr(r.err, where) != NULL,
@@ -327,9 +248,9 @@ START_TEST(ops_sys_version_and_clients)
 	int v = _i;
 	MQTTClient sub = client("o-sys", v), other;
 	char version[64];
-	struct run r;
+	struct cicada_run r;
 
-	run_cicada(&r, args);
+	harness_run_cicada(&r, args);
 	ck_assert_int_eq(r.status, 0);
 	ck_assert_ptr_nonnull(strchr(r.out, '\n'));
 	snprintf(version, sizeof(version), "%.*s",

@@ -1014,70 +1014,13 @@ END_TEST
 
 /* ------------------------------------------------------- port in use */
 
-struct run {
-	int status; /* exit status, 128 + signal, or -1: still running */
-	char out[8192];
-};
-
-/*
- * Run cicada -c conf, its stdout and stderr together in r->out, for at
- * most 5 s (then it is killed and status is -1).
- */
-static void run_cicada(struct run *r, const char *conf)
-{
-	long deadline = now_ms() + 5000;
-	int pipefd[2], status;
-	size_t len = 0;
-	pid_t pid;
-
-	memset(r, 0, sizeof(*r));
-	ck_assert_int_eq(pipe(pipefd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(pipefd[1], STDOUT_FILENO);
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		execl(cicada_bin(), "cicada", "-c", conf, (char *)NULL);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
-		long left = deadline - now_ms();
-		ssize_t got;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		got = read(pipefd[0], r->out + len, sizeof(r->out) - 1 - len);
-		if (got <= 0)
-			break;
-		len += (size_t)got;
-	}
-	close(pipefd[0]);
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid)
-			break;
-		if (w < 0 || now_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			r->status = -1;
-			return;
-		}
-		sleep_ms(5);
-	}
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
-					128 + WTERMSIG(status);
-}
 
 /* A second cicada with `shards 2` on port: refused, "in use". */
 static void expect_port_refused(int port, const char *what)
 {
 	char conf[256], text[256];
-	struct run r;
+	const char *args[] = { "-c", conf, NULL };
+	struct cicada_run r;
 	FILE *f;
 
 	snprintf(conf, sizeof(conf), "%s/second.conf", broker.dir);
@@ -1086,18 +1029,18 @@ static void expect_port_refused(int port, const char *what)
 	fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\n"
 		   "persistence false\nshards 2\n", port);
 	fclose(f);
-	run_cicada(&r, conf);
+	harness_run_cicada(&r, args);
 	ck_assert_msg(r.status != -1, "%s: second cicada still running "
-		      "after 5 s:\n%s", what, r.out);
+		      "after 5 s:\n%s", what, r.err);
 	ck_assert_msg(r.status != 0, "%s: second cicada exited 0:\n%s", what,
-		      r.out);
-	ck_assert_msg(strstr(r.out, "Address already in use") != NULL,
+		      r.err);
+	ck_assert_msg(strstr(r.err, "Address already in use") != NULL,
 		      "%s: no 'Address already in use' (exit %d):\n%s", what,
-		      r.status, r.out);
+		      r.status, r.err);
 	snprintf(text, sizeof(text), "%d", port);
-	ck_assert_msg(strstr(r.out, text) != NULL,
+	ck_assert_msg(strstr(r.err, text) != NULL,
 		      "%s: the message does not name port %d:\n%s", what, port,
-		      r.out);
+		      r.err);
 	unlink(conf);
 }
 

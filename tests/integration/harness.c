@@ -679,3 +679,76 @@ void raw_expect_quiet(int fd, int quiet_ms)
 
 	ck_assert_int_eq(raw_recv_packet(fd, buf, sizeof(buf), quiet_ms), -1);
 }
+
+void harness_run_cicada(struct cicada_run *r, const char *const *args)
+{
+	const char *argv[16] = { "cicada" };
+	int out[2], err[2], status, n = 1;
+	size_t out_len = 0, err_len = 0;
+	long deadline = now_ms() + 5000;
+	pid_t pid;
+
+	while (args[n - 1] && n < 15) {
+		argv[n] = args[n - 1];
+		n++;
+	}
+	argv[n] = NULL;
+	memset(r, 0, sizeof(*r));
+	ck_assert_int_eq(pipe(out), 0);
+	ck_assert_int_eq(pipe(err), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(out[1], STDOUT_FILENO);
+		dup2(err[1], STDERR_FILENO);
+		close(out[0]);
+		close(err[0]);
+		execv(cicada_bin(), (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	while (out[0] >= 0 || err[0] >= 0) {
+		struct pollfd p[2] = { { .fd = out[0], .events = POLLIN },
+				       { .fd = err[0], .events = POLLIN } };
+		long left = deadline - now_ms();
+
+		if (left <= 0 || poll(p, 2, (int)left) <= 0)
+			break;
+		for (int i = 0; i < 2; i++) {
+			char *buf = i ? r->err : r->out;
+			size_t *len = i ? &err_len : &out_len;
+			int *fd = i ? &err[0] : &out[0];
+			ssize_t got;
+
+			if (*fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			got = read(*fd, buf + *len, sizeof(r->out) - 1 - *len);
+			if (got <= 0) {
+				close(*fd);
+				*fd = -1;
+				continue;
+			}
+			*len += (size_t)got;
+		}
+	}
+	if (out[0] >= 0)
+		close(out[0]);
+	if (err[0] >= 0)
+		close(err[0]);
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 || now_ms() >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			r->status = -1;
+			return;
+		}
+		usleep(5000);
+	}
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) :
+					128 + WTERMSIG(status);
+}

@@ -162,4 +162,16 @@ int broker_restart(struct broker_proc *b);
  * had already exited by itself, -1 when no broker was running. */
 int broker_kill(struct broker_proc *b);
 
+/* What harness_run_cicada() saw. */
+struct cicada_run {
+	int status; /* exit status, 128 + signal, or -1: killed after 5 s */
+	char out[8192], err[8192];
+};
+
+/*
+ * Run cicada with args (NULL-terminated, without argv[0]) for at most 5 s,
+ * capturing its standard output and error.
+ */
+void harness_run_cicada(struct cicada_run *r, const char *const *args);
+
 #endif
