@@ -119,12 +119,9 @@ static bool scratch_grow(struct route_ctx *ctx)
 static void route_apart(struct route_ctx *ctx, struct session *s,
 			const struct sub_opts *opts, const char *shared_group)
 {
-	struct msg *msg = ctx->msg;
-	uint32_t id = opts->subscription_id;
-
-	session_deliver(s, msg, min_qos(msg->qos, opts->qos),
-			opts->retain_as_published && msg->retain, &id,
-			id ? 1 : 0, shared_group);
+	session_deliver_sub(s, ctx->msg,
+			    opts->retain_as_published && ctx->msg->retain,
+			    opts, shared_group);
 	ctx->reached++;
 }
 
@@ -274,11 +271,12 @@ size_t route_message(struct shard *sh, struct msg *msg)
 void route_confirm(struct shard *sh, struct msg *msg, bool refused)
 {
 	struct broker *b = sh->broker;
-	uint64_t seq = persist_hold_seq(b);
-	uint64_t old = atomic_load(&msg->remote_seq);
+	uint64_t seq, old;
 
 	if (!msg->confirm_from)
 		return;
+	seq = persist_hold_seq(b);
+	old = atomic_load(&msg->remote_seq);
 	while (seq > old &&
 	       !atomic_compare_exchange_weak(&msg->remote_seq, &old, seq))
 		;

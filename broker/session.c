@@ -137,7 +137,6 @@ static void hand_over_shared(struct session *s, struct delivery *d)
 	for (; d; d = d->next) {
 		struct sub_opts opts;
 		void *other;
-		uint32_t id;
 
 		/*
 		 * A QoS 2 message already sent is never sent to another
@@ -145,16 +144,12 @@ static void hand_over_shared(struct session *s, struct delivery *d)
 		 */
 		if (!d->shared_group || (d->qos == 2 && d->state != DLV_QUEUED))
 			continue;
-		if (!subtree_group_pick(d->shared_group, s, &other, &opts)) {
-			/* No other member here: one on another shard. */
+		if (subtree_group_pick(d->shared_group, s, &other, &opts))
+			session_deliver_sub(other, d->msg, d->retain, &opts,
+					    d->shared_group);
+		else /* No other member here: one on another shard. */
 			shard_post_shared(s->shard, d->shared_group, d->msg,
 					  d->retain);
-			continue;
-		}
-		id = opts.subscription_id;
-		session_deliver(other, d->msg,
-				d->msg->qos < opts.qos ? d->msg->qos : opts.qos,
-				d->retain, &id, id ? 1 : 0, d->shared_group);
 	}
 }
 

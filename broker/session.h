@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/msg.h"
+#include "broker/subtree.h"
+
 /*
  * Subscription identifiers one delivery folds; a session matched through
  * more subscriptions with identifiers gets a copy for each of the rest
@@ -135,6 +138,20 @@ bool session_remove_sub(struct session *s, const char *filter, size_t len);
 void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		     bool retain, const uint32_t *sub_ids, uint8_t sub_id_count,
 		     const char *shared_group);
+/*
+ * session_deliver() as one subscription grants it alone: at most its QoS,
+ * with its identifier if it has one.
+ */
+static inline void session_deliver_sub(struct session *s, struct msg *msg,
+				       bool retain,
+				       const struct sub_opts *opts,
+				       const char *shared_group)
+{
+	uint32_t id = opts->subscription_id;
+
+	session_deliver(s, msg, msg->qos < opts->qos ? msg->qos : opts->qos,
+			retain, &id, id ? 1 : 0, shared_group);
+}
 /*
  * Before unsubscribing from a shared group: forget it in deliveries.
  * shared_group is the group's identity as subtree_group_of() gives it.

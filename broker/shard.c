@@ -32,8 +32,7 @@
 #include "broker/sys.h"
 #include "protocol/mqtt.h"
 
-struct shared_post;
-static void drop_shared(struct shared_post *sp);
+static void drop_post(void *arg, const struct inbox_item *it);
 
 /* Items one wake-up takes from the inbox before letting I/O run again. */
 #define SHARD_DRAIN_BATCH 4096
@@ -234,14 +233,7 @@ void shard_post(struct shard *sh, unsigned to, const struct inbox_item *it)
 		/* Out of memory for the overflow: the item is lost, say so. */
 		log_at(LOGL_ERROR, "shard %u: out of memory posting to shard %u",
 		       sh->index, to);
-		if (it->kind == SHARD_POST_ROUTE) {
-			route_confirm(dst, it->ptr, true);
-			msg_unref(it->ptr);
-		} else if (it->kind == SHARD_POST_CONN) {
-			conn_handoff_drop(it->ptr);
-		} else if (it->kind == SHARD_POST_SHARED) {
-			drop_shared(it->ptr);
-		}
+		drop_post(dst, it);
 		return;
 	}
 	sh->wake_mask |= 1ull << to;
@@ -293,14 +285,10 @@ static void take_shared(struct shard *sh, struct shared_post *sp)
 	struct msg *m = sp->msg;
 	struct sub_opts opts;
 	void *member;
-	uint32_t id;
 
 	/* Its last member here may have gone meanwhile: then it is lost. */
-	if (group && subtree_group_pick(group, NULL, &member, &opts)) {
-		id = opts.subscription_id;
-		session_deliver(member, m, m->qos < opts.qos ? m->qos : opts.qos,
-				sp->retain, &id, id ? 1 : 0, group);
-	}
+	if (group && subtree_group_pick(group, NULL, &member, &opts))
+		session_deliver_sub(member, m, sp->retain, &opts, group);
 	msg_unref(m);
 	free(sp);
 }
