@@ -60,14 +60,6 @@ static void teardown(void)
 	broker_remove_files(&broker); /* kept when a test fails */
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* ------------------------------------------------------------ raw I/O */
 
 static int raw_open(void)
@@ -216,7 +208,7 @@ static void collect_until_closed(struct sink *s, int n, long start,
 		s[i].len = 0;
 		s[i].closed_after = -1;
 	}
-	while (open > 0 && now_ms() < deadline) {
+	while (open > 0 && harness_now_ms() < deadline) {
 		struct pollfd pfd[8];
 
 		ck_assert_int_le(n, 8);
@@ -224,7 +216,7 @@ static void collect_until_closed(struct sink *s, int n, long start,
 			pfd[i].fd = s[i].closed_after < 0 ? s[i].fd : -1;
 			pfd[i].events = POLLIN;
 		}
-		if (poll(pfd, (nfds_t)n, (int)(deadline - now_ms())) <= 0)
+		if (poll(pfd, (nfds_t)n, (int)(deadline - harness_now_ms())) <= 0)
 			continue;
 		for (int i = 0; i < n; i++) {
 			uint8_t tmp[512];
@@ -242,7 +234,7 @@ static void collect_until_closed(struct sink *s, int n, long start,
 				s[i].len += (size_t)got;
 				continue;
 			}
-			s[i].closed_after = now_ms() - start;
+			s[i].closed_after = harness_now_ms() - start;
 			open--;
 		}
 	}
@@ -830,7 +822,7 @@ START_TEST(test_keepalive_timeout)
 					  sizeof(buf), &ack), 0);
 	/* the server accepted 1 as is: no Server Keep Alive */
 	ck_assert(!mqtt_props_has(&ack.props, MQTT_PROP_SERVER_KEEP_ALIVE));
-	start = now_ms();
+	start = harness_now_ms();
 	collect_until_closed(s, 2, start, 5000);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_ge(s[i].closed_after, 1400);
@@ -862,8 +854,8 @@ START_TEST(test_pingreq_keeps_alive)
 					  sizeof(buf), &ack), 0);
 	ck_assert_int_eq(raw_connect_full(fd[1], MQTT_V5, "ping5", 1, buf,
 					  sizeof(buf), &ack), 0);
-	start = now_ms();
-	while (now_ms() - start < 3500) {
+	start = harness_now_ms();
+	while (harness_now_ms() - start < 3500) {
 		for (int i = 0; i < 2; i++) {
 			ck_assert_int_eq(raw_send(fd[i], pingreq,
 						  sizeof(pingreq)), 0);
@@ -928,7 +920,7 @@ START_TEST(test_connect_timeout)
 	size_t len = build_connect(connect, "MQTT", MQTT_V311, 0x02, 60,
 				   "a-rather-long-client-identifier");
 	struct sink silent;
-	long start = now_ms(), closed_after = -1;
+	long start = harness_now_ms(), closed_after = -1;
 	size_t sent = 0;
 	int trickle;
 
@@ -941,21 +933,21 @@ START_TEST(test_connect_timeout)
 
 	/* one byte every 300 ms: the whole CONNECT would take 13 s */
 	trickle = raw_open();
-	start = now_ms();
-	while (sent < len && now_ms() - start < 4500) {
+	start = harness_now_ms();
+	while (sent < len && harness_now_ms() - start < 4500) {
 		struct pollfd pfd = { .fd = trickle, .events = POLLIN };
 
 		if (poll(&pfd, 1, 300) > 0) {
 			uint8_t b;
 
 			if (recv(trickle, &b, 1, 0) <= 0) {
-				closed_after = now_ms() - start;
+				closed_after = harness_now_ms() - start;
 				break;
 			}
 			ck_abort_msg("unexpected byte before CONNECT");
 		}
 		if (raw_send(trickle, connect + sent, 1) < 0) {
-			closed_after = now_ms() - start;
+			closed_after = harness_now_ms() - start;
 			break;
 		}
 		sent++;
@@ -963,7 +955,7 @@ START_TEST(test_connect_timeout)
 	ck_assert_msg(closed_after >= 0,
 		      "a CONNECT trickled byte by byte kept the connection "
 		      "open %ld ms past connect_timeout 1 (%zu bytes sent)",
-		      now_ms() - start, sent);
+		      harness_now_ms() - start, sent);
 	ck_assert_int_le(closed_after, 3500);
 	close(trickle);
 }
@@ -1108,7 +1100,7 @@ START_TEST(test_sigterm_shutdown)
 	ck_assert_int_eq(p.rc, 0);
 
 	broker_signal(&broker, SIGTERM);
-	collect_until_closed(s, 2, now_ms(), 5000);
+	collect_until_closed(s, 2, harness_now_ms(), 5000);
 	ck_assert_int_ge(s[0].closed_after, 0);
 	ck_assert_int_ge(s[1].closed_after, 0);
 	ck_assert_uint_eq(s[0].len, 0);

@@ -78,14 +78,6 @@ static void write_file(const char *name, const char *text, char *path,
 	ck_assert_int_eq(fclose(f), 0);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* ------------------------------------------------------ command line */
 
 START_TEST(ops_help)
@@ -219,14 +211,14 @@ static MQTTClient client(const char *id, int version)
 static bool wait_for_value(MQTTClient c, const char *topic,
 			   const char *payload, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		MQTTClient_message *m;
 		char *t;
 		bool hit;
 
-		if (pc_receive(c, (int)(deadline - now_ms()), &t, &m) != 1)
+		if (pc_receive(c, (int)(deadline - harness_now_ms()), &t, &m) != 1)
 			return false;
 		hit = strcmp(t, topic) == 0 &&
 		      m->payloadlen == (int)strlen(payload) &&

@@ -53,14 +53,6 @@ static void teardown(void)
 	broker_remove_files(&broker); /* kept when a test fails */
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -311,7 +303,7 @@ static void flow_packet(struct flow_client *cl, int i, on_msg_fn on_msg)
 static void flow_run(struct flow_client *cl, int n, on_msg_fn on_msg,
 		     bool (*done_fn)(void))
 {
-	long deadline = now_ms() + FLOW_MS, quiet_until = 0;
+	long deadline = harness_now_ms() + FLOW_MS, quiet_until = 0;
 	struct pollfd pfd[MAX_CLIENTS];
 
 	ck_assert_int_le(n, MAX_CLIENTS);
@@ -338,14 +330,14 @@ static void flow_run(struct flow_client *cl, int n, on_msg_fn on_msg,
 		}
 		if (pubs_done && done_fn()) {
 			if (!quiet_until)
-				quiet_until = now_ms() + QUIET_MS;
-			else if (now_ms() >= quiet_until)
+				quiet_until = harness_now_ms() + QUIET_MS;
+			else if (harness_now_ms() >= quiet_until)
 				return;
 		} else {
 			quiet_until = 0;
 		}
 		if (!quiet_until) {
-			long left = deadline - now_ms();
+			long left = deadline - harness_now_ms();
 
 			if (left <= 0) {
 				for (int i = 0; i < n; i++)
@@ -537,9 +529,9 @@ START_TEST(test_takeover_across_shards)
 
 	/* The last connection gets all, possibly some more than once. */
 	missing = TAKEOVERS + 1;
-	deadline = now_ms() + WAIT_MS;
+	deadline = harness_now_ms() + WAIT_MS;
 	while (missing > 0) {
-		long left = deadline - now_ms(), k;
+		long left = deadline - harness_now_ms(), k;
 		int type;
 
 		ck_assert_msg(left > 0, "%d of %d messages never arrived",
@@ -933,7 +925,7 @@ static bool refused(int fd, const char *id)
  * a connection just closed may still count). */
 static int connect_within_limit(const char *id)
 {
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = harness_now_ms() + WAIT_MS;
 
 	for (;;) {
 		int fd = raw_connect(&broker);
@@ -942,7 +934,7 @@ static int connect_within_limit(const char *id)
 		if (!refused(fd, id))
 			return fd;
 		close(fd);
-		ck_assert_msg(now_ms() < deadline,
+		ck_assert_msg(harness_now_ms() < deadline,
 			      "%s refused although under max_connections", id);
 		sleep_ms(20);
 	}
@@ -1096,10 +1088,10 @@ static const char *const sys_topics[3] = { SYS_CONNECTED, SYS_SESSIONS,
 
 static bool wait_sys(int fd, const long want[3], long last[3])
 {
-	long deadline = now_ms() + SYS_WAIT_MS;
+	long deadline = harness_now_ms() + SYS_WAIT_MS;
 
 	for (;;) {
-		long left = deadline - now_ms();
+		long left = deadline - harness_now_ms();
 		struct mqtt_packet pkt;
 		uint8_t buf[512];
 		bool all = true;
@@ -1484,11 +1476,11 @@ START_TEST(test_shared_member_leaves)
 		got_a++;
 	}
 	close(fa); /* session expiry 0: the session ends */
-	deadline = now_ms() + WAIT_MS;
+	deadline = harness_now_ms() + WAIT_MS;
 	while (seen_n < 20) {
 		struct mqtt_packet pkt;
 		uint8_t buf[512];
-		long k, left = deadline - now_ms();
+		long k, left = deadline - harness_now_ms();
 
 		ck_assert_msg(left > 0, "%s got %d of 20 (%s had %d)", b,
 			      seen_n, a, got_a);

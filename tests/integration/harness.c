@@ -45,7 +45,7 @@ static int free_port(void)
 	return port;
 }
 
-static long now_ms(void)
+long harness_now_ms(void)
 {
 	struct timespec ts;
 
@@ -96,8 +96,8 @@ static int spawn(struct broker_proc *b, int log_flag)
 		execl(cicada_bin(), "cicada", "-c", b->conf, (char *)NULL);
 		_exit(127);
 	}
-	deadline = now_ms() + 10000;
-	while (now_ms() < deadline) {
+	deadline = harness_now_ms() + 10000;
+	while (harness_now_ms() < deadline) {
 		int fd = raw_connect(b);
 		int status;
 
@@ -153,13 +153,13 @@ void broker_signal(struct broker_proc *b, int sig)
 
 int broker_stop(struct broker_proc *b)
 {
-	long deadline = now_ms() + 10000;
+	long deadline = harness_now_ms() + 10000;
 	int status;
 
 	if (b->pid <= 0)
 		return -1;
 	kill(b->pid, SIGTERM);
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
 			b->pid = 0;
 			return WIFEXITED(status) ? WEXITSTATUS(status) :
@@ -209,7 +209,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, long deadline)
 {
 	while (len) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = deadline - harness_now_ms();
 		ssize_t n;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
@@ -230,7 +230,7 @@ static int read_full(int fd, uint8_t *buf, size_t len, long deadline)
 
 ssize_t raw_recv_packet(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 	size_t len = 1, remaining = 0;
 	int rc, shift = 0;
 
@@ -258,14 +258,14 @@ ssize_t raw_recv_packet(int fd, uint8_t *buf, size_t cap, int timeout_ms)
 
 bool raw_wait_closed(int fd, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 	uint8_t buf[4096];
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
 
-		if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+		if (poll(&pfd, 1, (int)(deadline - harness_now_ms())) <= 0)
 			return false;
 		n = recv(fd, buf, sizeof(buf), 0);
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
@@ -317,12 +317,12 @@ int harness_free_port(void)
 bool broker_wait_log(const struct broker_proc *b, const char *text,
 		     int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (broker_log_contains(b, text))
 			return true;
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			return false;
 		usleep(10000);
 	}
@@ -346,12 +346,12 @@ int broker_log_count(const struct broker_proc *b, const char *text,
 bool broker_wait_log_count(const struct broker_proc *b, const char *text,
 			   const char *also, int n, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 
 	for (;;) {
 		if (broker_log_count(b, text, also) >= n)
 			return true;
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			return false;
 		usleep(5000);
 	}
@@ -582,12 +582,12 @@ int pc_publish_str(MQTTClient c, int version, const char *topic,
 int pc_receive(MQTTClient c, int timeout_ms, char **topic,
 	       MQTTClient_message **msg)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 
 	*topic = NULL;
 	*msg = NULL;
 	for (;;) {
-		long left = deadline - now_ms();
+		long left = deadline - harness_now_ms();
 		int len = 0, rc;
 
 		rc = MQTTClient_receive(c, topic, &len, msg,
@@ -599,7 +599,7 @@ int pc_receive(MQTTClient c, int timeout_ms, char **topic,
 			return 1;
 		if (!MQTTClient_isConnected(c))
 			return -1;
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			return 0;
 	}
 }
@@ -685,7 +685,7 @@ void harness_run_cicada(struct cicada_run *r, const char *const *args)
 	const char *argv[16] = { "cicada" };
 	int out[2], err[2], status, n = 1;
 	size_t out_len = 0, err_len = 0;
-	long deadline = now_ms() + 5000;
+	long deadline = harness_now_ms() + 5000;
 	pid_t pid;
 
 	while (args[n - 1] && n < 15) {
@@ -711,7 +711,7 @@ void harness_run_cicada(struct cicada_run *r, const char *const *args)
 	while (out[0] >= 0 || err[0] >= 0) {
 		struct pollfd p[2] = { { .fd = out[0], .events = POLLIN },
 				       { .fd = err[0], .events = POLLIN } };
-		long left = deadline - now_ms();
+		long left = deadline - harness_now_ms();
 
 		if (left <= 0 || poll(p, 2, (int)left) <= 0)
 			break;
@@ -741,7 +741,7 @@ void harness_run_cicada(struct cicada_run *r, const char *const *args)
 
 		if (w == pid)
 			break;
-		if (w < 0 || now_ms() >= deadline) {
+		if (w < 0 || harness_now_ms() >= deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			r->status = -1;

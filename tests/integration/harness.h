@@ -162,6 +162,9 @@ int broker_restart(struct broker_proc *b);
  * had already exited by itself, -1 when no broker was running. */
 int broker_kill(struct broker_proc *b);
 
+/* Monotonic milliseconds, for the tests' deadlines. */
+long harness_now_ms(void);
+
 /* What harness_run_cicada() saw. */
 struct cicada_run {
 	int status; /* exit status, 128 + signal, or -1: killed after 5 s */
