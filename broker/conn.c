@@ -19,6 +19,7 @@
 
 #include "broker/auth.h"
 #include "broker/broker.h"
+#include "broker/bufpool.h"
 #include "broker/conn.h"
 #include "broker/handle.h"
 #include "broker/listener.h"
@@ -42,10 +43,13 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /*
  * Buffers grow by doubling from a base, so a connection keeps only the
- * power of two (0: no buffer): 6 bytes fewer on each connection.
+ * power of two (0: no buffer): 6 bytes fewer on each connection.  Both
+ * come from and go back to the shard's pool (broker/bufpool.h).  Output
+ * starts at 1 KiB, not 4: a connect storm's CONNACKs then park 1 KiB
+ * each in the pool, and busy connections grow through the pool cheaply.
  */
 #define IN_BASE 1024u
-#define OUT_BASE 4096u
+#define OUT_BASE 1024u
 
 static uint8_t cap_log2(size_t cap, size_t base)
 {
@@ -71,6 +75,27 @@ static size_t out_cap(const struct conn *c)
 
 static bool in_reserve(struct conn *c, size_t need);
 static void in_release(struct conn *c);
+
+/*
+ * A buffer of new_cap bytes holding the first keep bytes of old (of
+ * old_cap bytes), from and to the shard's pool; NULL when out of memory,
+ * old kept.  Past the pooled sizes realloc() may grow it in place.
+ */
+static uint8_t *buf_grow(struct shard *sh, uint8_t *old, size_t old_cap,
+			 size_t keep, size_t new_cap)
+{
+	uint8_t *p;
+
+	if (old_cap >= BUFPOOL_MAX_SIZE)
+		return realloc(old, new_cap);
+	p = bufpool_get(&sh->bufs, new_cap);
+	if (!p)
+		return NULL;
+	if (keep)
+		memcpy(p, old, keep);
+	bufpool_put(&sh->bufs, old, old_cap);
+	return p;
+}
 
 const char *conn_peer(const struct conn *c, char *buf, size_t len)
 {
@@ -155,7 +180,7 @@ static bool out_reserve(struct conn *c, size_t need)
 	cap = c->out_cap_log2 ? out_cap(c) : OUT_BASE;
 	while (cap - c->out_len < need)
 		cap *= 2;
-	p = realloc(c->out, cap);
+	p = buf_grow(c->shard, c->out, out_cap(c), c->out_len, cap);
 	if (!p)
 		return false;
 	c->out = p;
@@ -539,7 +564,7 @@ void conn_flush(struct conn *c)
 	/* Written out: an idle connection keeps no output buffer either. */
 	c->out_off = c->out_len = 0;
 	want_write(c, false);
-	free(c->out);
+	bufpool_put(&c->shard->bufs, c->out, out_cap(c));
 	c->out = NULL;
 	c->out_cap_log2 = 0;
 }
@@ -682,8 +707,8 @@ void conn_free(struct conn *c)
 	auth_conn_free(c->auth);
 	if (!c->client_id_borrowed)
 		free(c->client_id);
-	free(c->in);
-	free(c->out);
+	bufpool_put(&c->shard->bufs, c->in, in_cap(c));
+	bufpool_put(&c->shard->bufs, c->out, out_cap(c));
 	free(c);
 }
 
@@ -919,7 +944,7 @@ static bool in_reserve(struct conn *c, size_t need)
 	/* The framer refuses packets far below this. */
 	if (cap > UINT32_MAX)
 		return false;
-	p = realloc(c->in, cap);
+	p = buf_grow(c->shard, c->in, in_cap(c), c->in_len, cap);
 	if (!p)
 		return false;
 	c->in = p;
@@ -929,7 +954,7 @@ static bool in_reserve(struct conn *c, size_t need)
 
 static void in_release(struct conn *c)
 {
-	free(c->in);
+	bufpool_put(&c->shard->bufs, c->in, in_cap(c));
 	c->in = NULL;
 	c->in_len = 0;
 	c->in_cap_log2 = 0;

@@ -643,6 +643,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	wheel_advance(sh, now);
 	expire_sessions(sh, now);
+	bufpool_trim(&sh->bufs);
 	pthread_mutex_lock(&sh->snap_lock);
 	sh->snap = sh->stats;
 	sh->snap_sessions = sh->session_count;
@@ -661,6 +662,7 @@ int shard_init(struct shard *sh, struct broker *b, unsigned index,
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
 	sh->route_scratch = NULL; /* route.c makes it on first use */
+	memset(&sh->bufs, 0, sizeof(sh->bufs));
 	sh->rbuf = malloc(SHARD_RBUF_SIZE);
 	if (!sh->subs || !sh->rbuf ||
 	    inbox_init(&sh->inbox, b->shard_count, 1024) < 0) {
@@ -698,6 +700,7 @@ void shard_fini(struct shard *sh)
 	sh->subs = NULL;
 	free(sh->rbuf);
 	sh->rbuf = NULL;
+	bufpool_fini(&sh->bufs);
 	free(sh->route_scratch);
 	sh->route_scratch = NULL;
 	pthread_mutex_destroy(&sh->snap_lock);

@@ -27,6 +27,7 @@ struct sub_opts;
 struct subtree;
 
 #include "broker/broker.h"
+#include "broker/bufpool.h"
 #include "broker/inbox.h"
 
 /* What one shard posts to another (struct inbox_item.kind). */
@@ -72,6 +73,7 @@ struct shard {
 	atomic_bool stop_wanted;
 	struct listener *listeners; /* the list main.c opened, for stop */
 	uint8_t *rbuf; /* SHARD_RBUF_SIZE bytes, shared by all reads */
+	struct bufpool bufs; /* connections' input and output buffers */
 	struct conn *conns; /* every connection of this shard */
 	size_t conn_count;
 	struct conn *flush_list; /* connections with output to write */

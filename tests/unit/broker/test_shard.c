@@ -33,6 +33,7 @@
 
 #include "broker/shard.c"
 #include "broker/inbox.c"
+#include "broker/bufpool.c"
 #include "broker/msg.c"
 #include "broker/share.c"
 #include "broker/level_table.c"
