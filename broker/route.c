@@ -228,7 +228,7 @@ size_t route_message(struct shard *sh, struct msg *msg)
 {
 	struct broker *b = sh->broker;
 	size_t posted = 0;
-	unsigned slot = 0;
+	unsigned slot = 0, first = 0;
 
 	if (msg->retain) {
 		struct retain *r = b->retain;
@@ -253,6 +253,7 @@ size_t route_message(struct shard *sh, struct msg *msg)
 	 */
 	if (b->shard_count > 1) {
 		slot = shard_interest_slot(msg->topic, msg->topic_len);
+		first = shard_interest_first_slot(msg->topic, msg->topic_len);
 		/* Consecutive messages spread over the groups' shards. */
 		msg->share_key = ++sh->share_seq;
 	}
@@ -261,7 +262,7 @@ size_t route_message(struct shard *sh, struct msg *msg)
 	for (unsigned i = 0; i < b->shard_count; i++)
 		if (i != sh->index &&
 		    (msg->confirm_from ||
-		     shard_interested(&b->shards[i], slot))) {
+		     shard_interested(&b->shards[i], slot, first))) {
 			shard_post_route(sh, i, msg_ref(msg));
 			posted++;
 		}

@@ -474,36 +474,60 @@ unsigned shard_of_client(const struct broker *b, const char *id, size_t len)
 	return (unsigned)(h % b->shard_count);
 }
 
-unsigned shard_interest_slot(const char *topic, size_t len)
+/* FNV-1a from basis h, folded into the interest index. */
+static unsigned interest_hash(uint32_t h, const char *p, size_t len)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-
 	for (size_t i = 0; i < len; i++) {
-		h ^= (uint8_t)topic[i];
+		h ^= (uint8_t)p[i];
 		h *= 16777619u;
 	}
 	return (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1);
 }
 
-/* A filter that matches exactly one topic name: itself. */
-static bool is_exact(const char *filter, size_t len)
+unsigned shard_interest_slot(const char *topic, size_t len)
 {
-	if (len >= 7 && memcmp(filter, "$share/", 7) == 0)
-		return false;
-	return !memchr(filter, '+', len) && !memchr(filter, '#', len);
+	return interest_hash(2166136261u, topic, len); /* FNV's own basis */
+}
+
+unsigned shard_interest_first_slot(const char *topic, size_t len)
+{
+	const char *slash = memchr(topic, '/', len);
+
+	if (slash)
+		len = (size_t)(slash - topic);
+	return interest_hash(0x9e3779b9u, topic, len);
+}
+
+/* The count of the interest index a filter is kept in. */
+static atomic_uint *interest_count(struct shard *sh, const char *filter,
+				   size_t len)
+{
+	const char *slash;
+	size_t first;
+
+	/* A shared filter matches topics as the filter after its group. */
+	if (len >= 7 && memcmp(filter, "$share/", 7) == 0) {
+		slash = memchr(filter + 7, '/', len - 7);
+		if (!slash) /* the tree refuses it; nothing to narrow */
+			return &sh->interest_wild;
+		len -= (size_t)(slash + 1 - filter);
+		filter = slash + 1;
+	}
+	if (!memchr(filter, '+', len) && !memchr(filter, '#', len))
+		return &sh->interest_exact[shard_interest_slot(filter, len)];
+	slash = memchr(filter, '/', len);
+	first = slash ? (size_t)(slash - filter) : len;
+	if (memchr(filter, '+', first) || memchr(filter, '#', first))
+		return &sh->interest_wild;
+	return &sh->interest_first[shard_interest_first_slot(filter, len)];
 }
 
 /* Only this shard writes its counts; others only read them. */
 static void interest_add(struct shard *sh, const char *filter, size_t len,
 			 int delta)
 {
-	if (is_exact(filter, len))
-		atomic_fetch_add_explicit(
-			&sh->interest_exact[shard_interest_slot(filter, len)],
-			(unsigned)delta, memory_order_release);
-	else
-		atomic_fetch_add_explicit(&sh->interest_wild, (unsigned)delta,
-					  memory_order_release);
+	atomic_fetch_add_explicit(interest_count(sh, filter, len),
+				  (unsigned)delta, memory_order_release);
 }
 
 int shard_sub_add(struct shard *sh, const char *filter, size_t len,
@@ -674,8 +698,10 @@ int shard_init(struct shard *sh, struct broker *b, unsigned index,
 	}
 	pthread_mutex_init(&sh->snap_lock, NULL);
 	atomic_init(&sh->interest_wild, 0);
-	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++) {
 		atomic_init(&sh->interest_exact[i], 0);
+		atomic_init(&sh->interest_first[i], 0);
+	}
 	atomic_init(&sh->stop_wanted, false);
 	ev_async_init(&sh->wake, wake_cb);
 	ev_async_start(loop, &sh->wake);

@@ -51,13 +51,18 @@ struct shard {
 	bool thread_started;
 	struct subtree *subs;
 	/*
-	 * The interest index, read by other shards to skip this one: its
-	 * subscriptions without wildcards counted by a hash of the filter
-	 * (which is the topic they match), and the others (wildcards,
-	 * $share) counted as matching anything.
+	 * The interest index, read by other shards to skip this one.  A
+	 * $share filter counts as the filter after its group.  A filter
+	 * without wildcards matches one topic, itself: counted by a hash
+	 * of the filter.  One with wildcards whose first level is literal
+	 * matches only topics of that first level (a/# matches a too, whose
+	 * first level is also a): counted by a hash of that level, so a
+	 * wildcard subscription does not draw every message.  Only a filter
+	 * starting with + or # may match anything.
 	 */
 	atomic_uint interest_wild;
 	atomic_uint interest_exact[SHARD_INTEREST_SLOTS];
+	atomic_uint interest_first[SHARD_INTEREST_SLOTS];
 	/* Sessions whose client ids hash here: chained hash by client id. */
 	struct session **sessions;
 	size_t session_buckets;
@@ -129,12 +134,26 @@ void shard_resume_all(struct broker *b);
 
 /* The interest slot of a topic name or a filter without wildcards. */
 unsigned shard_interest_slot(const char *topic, size_t len);
-/* Whether shard may have a subscriber for a topic of this slot. */
-static inline bool shard_interested(const struct shard *sh, unsigned slot)
+/*
+ * The slot of a topic's or filter's first level (up to the first '/',
+ * the whole of it without one; empty is a level too).  A topic of one
+ * level is its own first level: hashed from another basis than
+ * shard_interest_slot(), two such topics sharing a slot in one array need
+ * not share one in the other.
+ */
+unsigned shard_interest_first_slot(const char *topic, size_t len);
+/*
+ * Whether shard may have a subscriber for a topic whose
+ * shard_interest_slot() is slot and shard_interest_first_slot() first.
+ */
+static inline bool shard_interested(const struct shard *sh, unsigned slot,
+				    unsigned first)
 {
 	return atomic_load_explicit(&sh->interest_wild,
 				    memory_order_acquire) ||
 	       atomic_load_explicit(&sh->interest_exact[slot],
+				    memory_order_acquire) ||
+	       atomic_load_explicit(&sh->interest_first[first],
 				    memory_order_acquire);
 }
 

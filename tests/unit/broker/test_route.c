@@ -5,15 +5,17 @@
  * flag as published or cleared, shared groups delivered apart, the count
  * route_message() returns, and the retained store kept up to date.  With
  * two or three shards: what is posted to which shard (only those whose
- * interest index has the topic's slot or a wildcard, every one when the
- * publisher waits for confirmation), delivery there by route_local(), the
+ * interest index has the topic's slot, its first level's slot or a filter
+ * starting with a wildcard, every one when the publisher waits for
+ * confirmation), delivery there by route_local(), the
  * share key numbered by the publishing shard, a shared group with members
  * on two shards delivered once per message, and route_confirm().
  *
  * route.c is included; session_deliver(), shard_post_route() (the posts
  * are kept for the test to hand to route_local()), the persist_* calls
  * and ev_async_send() are fakes recording each call, shard_interest_slot()
- * is a copy of shard.c's (shard.c is not linked), and the subscription
+ * and shard_interest_first_slot() are copies of shard.c's (shard.c is not
+ * linked), and the subscription
  * tree, retained store, $share registry and messages are the real ones,
  * linked from libcicada_broker.a.  Sessions are plain structs the router
  * only compares: what it folds for one message is kept in the shard's
@@ -64,17 +66,28 @@ static size_t ncalls;
 /*
  * shard.c stays out of the link (its shard_now and shard_post_route are
  * faked below, and it would bring the connections and libev with it), so
- * the interest slot route_message() asks for is given here: the same
- * FNV-1a as shard.c's, which test_shard.c checks, so that topics whose
- * slots differ here differ in the broker too.
+ * the interest slots route_message() asks for are given here: the same
+ * FNV-1a as shard.c's, from the same bases, which test_shard.c checks, so
+ * that topics whose slots differ here differ in the broker too.
  */
+static unsigned fnv_slot(uint32_t h, const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1);
+}
+
 unsigned shard_interest_slot(const char *topic, size_t len)
 {
-	uint32_t h = 2166136261u;
+	return fnv_slot(2166136261u, topic, len);
+}
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)topic[i]) * 16777619u;
-	return (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1);
+unsigned shard_interest_first_slot(const char *topic, size_t len)
+{
+	const char *slash = memchr(topic, '/', len);
+
+	return fnv_slot(0x9e3779b9u, topic,
+			slash ? (size_t)(slash - topic) : len);
 }
 
 /* route_will() reads the clock; a fixed one keeps shard.c out of the link. */
@@ -1007,23 +1020,35 @@ END_TEST
 /*
  * Two shards of one broker, their own trees; the fixture's shard is not
  * used.  What shard.c's shard_sub_add() keeps is kept here by hand: the
- * interest index (a filter without wildcards counted in its topic's slot,
- * one with '+' or '#' or a $share one in the wild count) and, for a
- * shared group, its tag in the registry and the member count of this
- * shard.
+ * interest index (a $share filter taken as the filter after its group;
+ * one without wildcards counted in its topic's slot, one with '+' or '#'
+ * in its first level's slot, or in the wild count when that level is a
+ * wildcard) and, for a shared group, its tag in the registry and the
+ * member count of this shard.
  */
 static unsigned slot_of(const char *topic)
 {
 	return shard_interest_slot(topic, strlen(topic));
 }
 
+static unsigned first_slot_of(const char *topic)
+{
+	return shard_interest_first_slot(topic, strlen(topic));
+}
+
 /* One subscription more (delta 1) or less (-1) in sh's interest index. */
 static void interest_count(struct shard *sh, const char *filter, int delta)
 {
-	bool wild = strchr(filter, '+') || strchr(filter, '#') ||
-		    strncmp(filter, "$share/", 7) == 0;
-	atomic_uint *n = wild ? &sh->interest_wild
-			      : &sh->interest_exact[slot_of(filter)];
+	atomic_uint *n;
+
+	if (strncmp(filter, "$share/", 7) == 0)
+		filter = strchr(filter + 7, '/') + 1;
+	if (!strchr(filter, '+') && !strchr(filter, '#'))
+		n = &sh->interest_exact[slot_of(filter)];
+	else if (filter[0] == '+' || filter[0] == '#')
+		n = &sh->interest_wild;
+	else
+		n = &sh->interest_first[first_slot_of(filter)];
 
 	if (delta < 0)
 		ck_assert_uint_gt(atomic_load(n), 0);
@@ -1034,8 +1059,10 @@ static void interest_count(struct shard *sh, const char *filter, int delta)
 static void assert_no_interest(const struct shard *sh)
 {
 	ck_assert_uint_eq(atomic_load(&sh->interest_wild), 0);
-	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++) {
 		ck_assert_uint_eq(atomic_load(&sh->interest_exact[i]), 0);
+		ck_assert_uint_eq(atomic_load(&sh->interest_first[i]), 0);
+	}
 }
 
 static struct shard two[3]; /* two of them, three for some tests */
@@ -1273,9 +1300,76 @@ START_TEST(test_two_shards_post)
 END_TEST
 
 /*
+ * A wildcard filter with a literal first level draws only the topics of
+ * that level to its shard: sensors/+/temp gets sensors/a/temp (and, the
+ * index being by first level only, sensors/a/humidity, which its tree
+ * then matches to nobody), not other/x; s/# gets its parent s too.
+ */
+START_TEST(test_two_shards_first_level)
+{
+	static const struct sub_row a = { A, "sensors/+/temp", 1, 0, false,
+					   false },
+				    b = { B, "s/#", 1, 0, false, false };
+	static const char *const away[] = { "other/x", "x/s", "/sensors",
+					    "sensor/a/temp" };
+	struct msg *m;
+
+	two_setup();
+	subscribe_on(&two[1], &a);
+	ck_assert_uint_eq(atomic_load(&two[1].interest_wild), 0);
+	ck_assert_uint_eq(
+		atomic_load(&two[1].interest_first[first_slot_of("sensors")]),
+		1);
+	m = mk("sensors/a/temp", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 1);
+	ck_assert_ptr_eq(calls[0].s, A);
+	posts_drop();
+	msg_unref(m);
+	m = mk("sensors/a/humidity", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 0);
+	posts_drop();
+	msg_unref(m);
+
+	subscribe_on(&two[1], &b);
+	ncalls = 0;
+	m = mk("s", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(route_local(&two[1], posts[0].msg), 1);
+	ck_assert_ptr_eq(calls[0].s, B);
+	posts_drop();
+	msg_unref(m);
+
+	/* Other first levels (not sharing a slot): nothing posted. */
+	for (size_t i = 0; i < NELEM(away); i++) {
+		ck_assert_uint_ne(first_slot_of(away[i]),
+				  first_slot_of("sensors/a"));
+		ck_assert_uint_ne(first_slot_of(away[i]), first_slot_of("s"));
+		m = mk(away[i], "x", 1, false, NULL);
+		ck_assert_uint_eq(route_message(&two[0], m), 0);
+		ck_assert_uint_eq(nposts, 0);
+		msg_unref(m);
+	}
+	unsubscribe_on(&two[1], A, "sensors/+/temp");
+	unsubscribe_on(&two[1], B, "s/#");
+	m = mk("sensors/a/temp", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+	two_teardown();
+}
+END_TEST
+
+/*
  * Interest counted by hand, without a tree behind it, as another shard
- * reads it: an exact count posts the topics of its slot, the wild count
- * every topic; the receiving tree has nobody, so nothing is delivered.
+ * reads it: an exact count posts the topics of its slot, a first-level
+ * count those whose first level has its slot, the wild count every
+ * topic; the receiving tree has nobody, so nothing is delivered.
  */
 START_TEST(test_two_shards_counts)
 {
@@ -1312,8 +1406,29 @@ START_TEST(test_two_shards_counts)
 	ck_assert_uint_eq(posts[1].to, 2);
 	posts_drop();
 	msg_unref(m);
-	/* The publisher's own counts do not matter to it. */
+
+	/* Shard 1 with a first-level count for q instead: q/r, q only. */
+	ck_assert_uint_ne(first_slot_of("q"), first_slot_of("a/c"));
 	atomic_store(&two[1].interest_wild, 0);
+	atomic_store(&two[1].interest_first[first_slot_of("q")], 1);
+	m = mk("a/c", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 0);
+	ck_assert_uint_eq(nposts, 0);
+	msg_unref(m);
+	m = mk("q/r", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(nposts, 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	posts_drop();
+	msg_unref(m);
+	m = mk("q", "x", 1, false, NULL);
+	ck_assert_uint_eq(route_message(&two[0], m), 1);
+	ck_assert_uint_eq(posts[0].to, 1);
+	posts_drop();
+	msg_unref(m);
+	atomic_store(&two[1].interest_first[first_slot_of("q")], 0);
+
+	/* The publisher's own counts do not matter to it. */
 	atomic_store(&two[2].interest_exact[ab], 0);
 	atomic_store(&two[0].interest_wild, 1);
 	m = mk("a/b", "x", 1, false, NULL);
@@ -1571,6 +1686,7 @@ static Suite *route_suite(void)
 	tcase_add_test(tc, test_reached_count);
 	tcase_add_test(tc, test_retained_store);
 	tcase_add_test(tc, test_two_shards_post);
+	tcase_add_test(tc, test_two_shards_first_level);
 	tcase_add_test(tc, test_two_shards_counts);
 	tcase_add_test(tc, test_two_shards_retain);
 	tcase_add_test(tc, test_two_shards_shared_group);

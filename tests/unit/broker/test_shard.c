@@ -8,8 +8,10 @@
  * inbox, one wake-up per turn, what the woken shard does with each kind,
  * what shard_fini drops), shard_of_client(), and the subscription
  * bookkeeping of shard_sub_add()/shard_sub_remove() (the interest index:
- * exact filters by slot, wildcards and $share apart; the $share registry),
- * shard_interested() and shard_interest_slot().
+ * exact filters by slot, wildcard filters by the slot of a literal first
+ * level, those starting with a wildcard apart, $share ones as the filter
+ * after the group; the $share registry), shard_interested(),
+ * shard_interest_slot() and shard_interest_first_slot().
  *
  * shard.c is included so wheel_advance(), flush_cb(), tick_cb() and
  * expire_sessions() can be called with chosen times.  The inbox, the
@@ -357,6 +359,37 @@ static unsigned exact_total(void)
 	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
 		n += atomic_load(&shard.interest_exact[i]);
 	return n;
+}
+
+static unsigned first_slot_of(const char *topic)
+{
+	unsigned slot = shard_interest_first_slot(topic, strlen(topic));
+
+	ck_assert_uint_lt(slot, SHARD_INTEREST_SLOTS);
+	return slot;
+}
+
+/* The first-level count of filter's first level. */
+static unsigned first_count(const char *filter)
+{
+	return atomic_load(&shard.interest_first[first_slot_of(filter)]);
+}
+
+/* The first-level counts of every slot, added up. */
+static unsigned first_total(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
+		n += atomic_load(&shard.interest_first[i]);
+	return n;
+}
+
+/* What another shard publishing topic asks of the fixture's shard. */
+static bool interested(const char *topic)
+{
+	return shard_interested(&shard, slot_of_topic(topic),
+				first_slot_of(topic));
 }
 
 
@@ -946,6 +979,12 @@ START_TEST(test_init_fini_on_loop)
 
 	ck_assert_ptr_nonnull(loop);
 	memset(&shard, 0, sizeof(shard));
+	/* Counts left from before: shard_init() zeroes the index. */
+	atomic_store(&shard.interest_wild, 7);
+	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++) {
+		atomic_store(&shard.interest_exact[i], 7);
+		atomic_store(&shard.interest_first[i], 7);
+	}
 	ck_assert_int_eq(shard_init(&shard, &broker, 0, loop), 0);
 	ck_assert_ptr_eq(shard.broker, &broker);
 	ck_assert_ptr_eq(shard.loop, loop);
@@ -957,6 +996,7 @@ START_TEST(test_init_fini_on_loop)
 	ck_assert(inbox_empty(&shard.inbox));
 	ck_assert_uint_eq(atomic_load(&shard.interest_wild), 0);
 	ck_assert_uint_eq(exact_total(), 0);
+	ck_assert_uint_eq(first_total(), 0);
 	ck_assert_uint_eq(subtrees_live, 1);
 
 	/* The prepare watcher runs the flush pass before the loop blocks. */
@@ -1351,10 +1391,11 @@ static struct share_group *group_of(const char *filter)
 
 /*
  * The interest index follows the tree: a filter without wildcards counts
- * in the slot of the one topic it matches, a filter with '+' or '#' or a
- * $share filter counts as matching anything; a replaced subscription is
- * not counted twice, a removed one is taken off.  No registry: shared
- * filters are plain in the tree.
+ * in the slot of the one topic it matches, a filter with '+' or '#' in the
+ * slot of its first level when that is literal, in the wild count when
+ * not; a $share filter counts as the filter after its group.  A replaced
+ * subscription is not counted twice, a removed one is taken off.  No
+ * registry: shared filters are plain in the tree.
  */
 START_TEST(test_sub_interest)
 {
@@ -1364,20 +1405,25 @@ START_TEST(test_sub_interest)
 
 	/* The topics below must fall in different slots to tell them apart. */
 	ck_assert_uint_ne(ab, ac);
+	ck_assert_uint_ne(slot_of_topic("a"), ab);
+	ck_assert_uint_ne(slot_of_topic("$share/g/a"), slot_of_topic("a"));
+	ck_assert_uint_ne(first_slot_of("a"), first_slot_of("z"));
 	shard.subs = subtree_new();
 	ck_assert_uint_eq(wild_count(), 0);
 	ck_assert_uint_eq(exact_total(), 0);
-	ck_assert(!shard_interested(&shard, ab));
-	ck_assert(!shard_interested(&shard, ac));
+	ck_assert_uint_eq(first_total(), 0);
+	ck_assert(!interested("a/b"));
+	ck_assert(!interested("a/c"));
 
 	/* Exact: a/b's slot, nothing else. */
 	ck_assert_int_eq(sub_add(&a, "a/b", &replaced), 0);
 	ck_assert(!replaced);
 	ck_assert_uint_eq(exact_count("a/b"), 1);
 	ck_assert_uint_eq(exact_total(), 1);
+	ck_assert_uint_eq(first_total(), 0);
 	ck_assert_uint_eq(wild_count(), 0);
-	ck_assert(shard_interested(&shard, ab));
-	ck_assert(!shard_interested(&shard, ac));
+	ck_assert(interested("a/b"));
+	ck_assert(!interested("a/c"));
 	/* The same subscription again (replaced == NULL too): one count. */
 	ck_assert_int_eq(sub_add(&a, "a/b", &replaced), 0);
 	ck_assert(replaced);
@@ -1392,32 +1438,42 @@ START_TEST(test_sub_interest)
 	ck_assert_uint_eq(exact_total(), 2);
 	ck_assert_uint_eq(wild_count(), 0);
 
-	/* Wildcards and $share: the wild count, no slot. */
+	/* A wildcard after a literal first level: that level's slot. */
 	ck_assert_int_eq(sub_add(&a, "a/+", &replaced), 0);
 	ck_assert(!replaced);
-	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(first_count("a"), 1);
+	ck_assert_uint_eq(first_total(), 1);
+	ck_assert_uint_eq(wild_count(), 0);
 	ck_assert_uint_eq(exact_count("a/+"), 0);
 	ck_assert_uint_eq(exact_total(), 2);
-	ck_assert(shard_interested(&shard, ac)); /* now anything */
+	ck_assert(interested("a/c")); /* now a/anything */
+	ck_assert(!interested("z"));
+	/* $share: as the filter after the group, here exact. */
 	ck_assert_int_eq(sub_add(&a, "$share/g/a", &replaced), 0);
 	ck_assert(!replaced);
-	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_uint_eq(exact_count("a"), 1);
 	ck_assert_uint_eq(exact_count("$share/g/a"), 0);
-	ck_assert_uint_eq(exact_count("a"), 0);
-	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert_uint_eq(exact_total(), 3);
+	ck_assert_uint_eq(first_total(), 1);
+	ck_assert_uint_eq(wild_count(), 0);
 	ck_assert_ptr_null(group_of("$share/g/a")); /* no registry: no tag */
+	/* A wildcard first level: anything. */
 	ck_assert_int_eq(sub_add(&b, "#", NULL), 0);
-	ck_assert_uint_eq(wild_count(), 3);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(first_total(), 1);
+	ck_assert(interested("z"));
 	ck_assert_int_eq(sub_add(&a, "a/+", &replaced), 0);
 	ck_assert(replaced);
 	ck_assert_int_eq(sub_add(&a, "$share/g/a", &replaced), 0);
 	ck_assert(replaced);
-	ck_assert_uint_eq(wild_count(), 3);
-	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(exact_total(), 3);
+	ck_assert_uint_eq(first_total(), 1);
 	/* Refused by the tree: nothing counted. */
 	ck_assert_int_eq(sub_add(&a, "bad/#/x", &replaced), -EINVAL);
-	ck_assert_uint_eq(wild_count(), 3);
-	ck_assert_uint_eq(exact_total(), 2);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert_uint_eq(exact_total(), 3);
+	ck_assert_uint_eq(first_total(), 1);
 
 	ck_assert_int_eq(sub_remove(&a, "a/b"), 0);
 	ck_assert_uint_eq(exact_count("a/b"), 1);
@@ -1425,42 +1481,181 @@ START_TEST(test_sub_interest)
 	ck_assert_uint_eq(exact_count("a/b"), 1);
 	ck_assert_int_eq(sub_remove(&b, "a/b"), 0);
 	ck_assert_uint_eq(exact_count("a/b"), 0);
-	ck_assert_uint_eq(exact_total(), 0);
-	ck_assert_uint_eq(wild_count(), 3);
-	ck_assert(shard_interested(&shard, ab)); /* the wildcards still */
-	ck_assert_int_eq(sub_remove(&a, "a/+"), 0);
-	ck_assert_uint_eq(wild_count(), 2);
-	ck_assert_int_eq(sub_remove(&a, "a/+"), -ENOENT);
-	ck_assert_uint_eq(wild_count(), 2);
-	ck_assert_int_eq(sub_remove(&a, "$share/g/a"), 0);
+	ck_assert_uint_eq(exact_total(), 1);
 	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert(interested("a/b")); /* the wildcards still */
 	ck_assert_int_eq(sub_remove(&b, "#"), 0);
 	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert(!interested("z"));
+	ck_assert(interested("a/b")); /* a/+ still */
+	ck_assert_int_eq(sub_remove(&a, "a/+"), 0);
+	ck_assert_uint_eq(first_total(), 0);
+	ck_assert_int_eq(sub_remove(&a, "a/+"), -ENOENT);
+	ck_assert_uint_eq(first_total(), 0);
+	ck_assert(!interested("a/b"));
+	ck_assert(interested("a")); /* $share/g/a still */
+	ck_assert_int_eq(sub_remove(&a, "$share/g/a"), 0);
+	ck_assert_uint_eq(wild_count(), 0);
 	ck_assert_uint_eq(exact_total(), 0);
-	ck_assert(!shard_interested(&shard, ab));
-	ck_assert(!shard_interested(&shard, ac));
+	ck_assert_uint_eq(first_total(), 0);
+	ck_assert(!interested("a"));
+	ck_assert(!interested("a/b"));
+	ck_assert(!interested("a/c"));
 	subtree_free(shard.subs);
 }
 END_TEST
 
 /*
- * shard_interested() reads both halves: a slot's own count, or the wild
- * count for every slot.  Set by hand, as another shard would see them.
+ * One filter alone on the shard: where it is counted, topics it matches
+ * (another shard must post them here) and topics it cannot match (none
+ * need be).  A filter in the wild count takes any topic.  A topic of the
+ * "no" list must not share the filter's slot, or the index could not
+ * tell them apart; the test checks that first.
+ */
+enum interest_kind { IN_EXACT, IN_FIRST, IN_WILD };
+
+static const struct interest_row {
+	const char *filter;
+	enum interest_kind kind;
+	const char *yes[4];
+	const char *no[4];
+} interest_rows[] = {
+	{ "sensors/+/temp", IN_FIRST,
+	  { "sensors/a/temp", "sensors/b/temp" }, { "other/x", "x/a/temp" } },
+	/* a/# matches its parent level a too. */
+	{ "a/#", IN_FIRST, { "a", "a/b", "a/b/c" }, { "b", "b/a", "ab" } },
+	{ "a/+", IN_FIRST, { "a/b" }, { "b/a", "c" } },
+	{ "+/x", IN_WILD, { "other/x", "a/x", "/x" }, { NULL } },
+	{ "+", IN_WILD, { "a", "z" }, { NULL } },
+	{ "#", IN_WILD, { "a", "sensors/1", "/x" }, { NULL } },
+	/* $share: the filter after the group decides. */
+	{ "$share/g/sensors/#", IN_FIRST,
+	  { "sensors/1", "sensors" }, { "other/1", "g/sensors/1", "x" } },
+	{ "$share/g/+/x", IN_WILD, { "a/x" }, { NULL } },
+	{ "$share/g/#", IN_WILD, { "a", "q/r" }, { NULL } },
+	{ "$share/g/a/b", IN_EXACT, { "a/b" }, { "a/c", "g/a/b" } },
+	/* An empty first level is a level: the empty string. */
+	{ "/+", IN_FIRST, { "/x", "/y" }, { "x", "x/" } },
+	{ "/#", IN_FIRST, { "/", "/x/y" }, { "x", "a/b" } },
+	{ "x/", IN_EXACT, { "x/" }, { "x", "/x" } },
+	{ "/", IN_EXACT, { "/" }, { "x", "/x" } },
+};
+
+START_TEST(test_sub_interest_one)
+{
+	const struct interest_row *r = &interest_rows[_i];
+	const char *rest = r->filter;
+	struct session a;
+
+	if (strncmp(rest, "$share/", 7) == 0)
+		rest = strchr(rest + 7, '/') + 1;
+	for (size_t i = 0; i < NELEM(r->no) && r->no[i]; i++) {
+		const char *t = r->no[i];
+
+		if (r->kind == IN_EXACT)
+			ck_assert_uint_ne(slot_of_topic(t),
+					  slot_of_topic(rest));
+		else
+			ck_assert_uint_ne(first_slot_of(t),
+					  first_slot_of(rest));
+	}
+	shard.subs = subtree_new();
+	ck_assert_int_eq(sub_add(&a, r->filter, NULL), 0);
+	ck_assert_uint_eq(wild_count(), r->kind == IN_WILD);
+	ck_assert_uint_eq(exact_total(), r->kind == IN_EXACT);
+	ck_assert_uint_eq(first_total(), r->kind == IN_FIRST);
+	if (r->kind == IN_EXACT)
+		ck_assert_uint_eq(exact_count(rest), 1);
+	if (r->kind == IN_FIRST)
+		ck_assert_uint_eq(first_count(rest), 1);
+	for (size_t i = 0; i < NELEM(r->yes) && r->yes[i]; i++)
+		ck_assert_msg(interested(r->yes[i]), "%s: %s", r->filter,
+			      r->yes[i]);
+	for (size_t i = 0; i < NELEM(r->no) && r->no[i]; i++)
+		ck_assert_msg(!interested(r->no[i]), "%s: %s", r->filter,
+			      r->no[i]);
+	if (r->kind == IN_WILD) {
+		ck_assert(interested("other/y"));
+		ck_assert(interested("z"));
+		ck_assert(interested("/"));
+	}
+
+	/* Unsubscribed: counted nowhere, interested in none. */
+	ck_assert_int_eq(sub_remove(&a, r->filter), 0);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_total(), 0);
+	ck_assert_uint_eq(first_total(), 0);
+	for (size_t i = 0; i < NELEM(r->yes) && r->yes[i]; i++)
+		ck_assert(!interested(r->yes[i]));
+	subtree_free(shard.subs);
+}
+END_TEST
+
+/*
+ * Filters starting with a wildcard next to ones with a literal first
+ * level: each is taken off its own count, the wild count going back to
+ * zero with its last filter while the first-level ones stay.
+ */
+START_TEST(test_sub_interest_mixed)
+{
+	struct session a, b;
+
+	ck_assert_uint_ne(first_slot_of("sensors"), first_slot_of("other"));
+	shard.subs = subtree_new();
+	ck_assert_int_eq(sub_add(&a, "sensors/+/temp", NULL), 0);
+	ck_assert_int_eq(sub_add(&b, "sensors/+/temp", NULL), 0);
+	ck_assert_int_eq(sub_add(&a, "+/x", NULL), 0);
+	ck_assert_int_eq(sub_add(&b, "#", NULL), 0);
+	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_uint_eq(first_count("sensors"), 2);
+	ck_assert(interested("other/x"));
+	ck_assert(interested("other/y"));
+
+	ck_assert_int_eq(sub_remove(&b, "#"), 0);
+	ck_assert_uint_eq(wild_count(), 1);
+	ck_assert(interested("other/y")); /* +/x is still wild */
+	ck_assert_int_eq(sub_remove(&a, "+/x"), 0);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(first_count("sensors"), 2);
+	ck_assert(!interested("other/x"));
+	ck_assert(interested("sensors/a/temp"));
+
+	ck_assert_int_eq(sub_remove(&a, "sensors/+/temp"), 0);
+	ck_assert_uint_eq(first_count("sensors"), 1);
+	ck_assert(interested("sensors/a/temp"));
+	ck_assert_int_eq(sub_remove(&b, "sensors/+/temp"), 0);
+	ck_assert_uint_eq(first_total(), 0);
+	ck_assert(!interested("sensors/a/temp"));
+	subtree_free(shard.subs);
+}
+END_TEST
+
+/*
+ * shard_interested() reads all three: the topic's exact slot, its first
+ * level's slot, or the wild count for every slot.  Set by hand, as
+ * another shard would see them.
  */
 START_TEST(test_interested)
 {
-	ck_assert(!shard_interested(&shard, 0));
-	ck_assert(!shard_interested(&shard, SHARD_INTEREST_SLOTS - 1));
+	const unsigned last = SHARD_INTEREST_SLOTS - 1;
+
+	ck_assert(!shard_interested(&shard, 0, 0));
+	ck_assert(!shard_interested(&shard, last, last));
 	atomic_store(&shard.interest_exact[5], 1);
-	ck_assert(shard_interested(&shard, 5));
-	ck_assert(!shard_interested(&shard, 4));
-	ck_assert(!shard_interested(&shard, 6));
+	ck_assert(shard_interested(&shard, 5, 0));
+	ck_assert(!shard_interested(&shard, 4, 5));
+	ck_assert(!shard_interested(&shard, 6, 5));
 	atomic_store(&shard.interest_exact[5], 0);
+	atomic_store(&shard.interest_first[9], 1);
+	ck_assert(shard_interested(&shard, 0, 9));
+	ck_assert(!shard_interested(&shard, 9, 8));
+	ck_assert(!shard_interested(&shard, 9, 10));
+	atomic_store(&shard.interest_first[9], 0);
 	atomic_store(&shard.interest_wild, 1);
 	for (unsigned i = 0; i < SHARD_INTEREST_SLOTS; i++)
-		ck_assert(shard_interested(&shard, i));
+		ck_assert(shard_interested(&shard, i, last - i));
 	atomic_store(&shard.interest_wild, 0);
-	ck_assert(!shard_interested(&shard, 5));
+	ck_assert(!shard_interested(&shard, 5, 9));
 }
 END_TEST
 
@@ -1502,6 +1697,45 @@ START_TEST(test_interest_slot)
 END_TEST
 
 /*
+ * The slot of a first level: FNV-1a from another basis of the bytes
+ * before the first '/' (all of them without one), folded the same way.
+ */
+static const struct first_row {
+	const char *topic;
+	const char *level;
+} first_rows[] = {
+	{ "a", "a" },
+	{ "a/b", "a" },
+	{ "a/b/c", "a" },
+	{ "a/", "a" },
+	{ "/x", "" },
+	{ "/", "" },
+	{ "//", "" },
+	{ "sensors/17/temperature", "sensors" },
+	{ "sensors/+/temp", "sensors" },
+	{ "$SYS/broker/uptime", "$SYS" },
+	{ "#", "#" },
+	{ "+/x", "+" },
+};
+
+START_TEST(test_interest_first_slot)
+{
+	const struct first_row *r = &first_rows[_i];
+	uint32_t h = 0x9e3779b9u;
+
+	for (size_t j = 0; r->level[j]; j++)
+		h = (h ^ (uint8_t)r->level[j]) * 16777619u;
+	ck_assert_uint_eq(shard_interest_first_slot(r->topic,
+						    strlen(r->topic)),
+			  (h ^ (h >> 16)) & (SHARD_INTEREST_SLOTS - 1));
+	ck_assert_uint_eq(first_slot_of(r->topic), first_slot_of(r->level));
+	/* Only len bytes count: the first level may end with the buffer. */
+	ck_assert_uint_eq(shard_interest_first_slot("ab/c", 1),
+			  first_slot_of("a"));
+}
+END_TEST
+
+/*
  * With a registry: a shared filter's group is taken from it once per
  * tree, counts this shard's members (not replacements), and is given
  * back when its last member here leaves.
@@ -1523,10 +1757,10 @@ START_TEST(test_sub_share_registry)
 	ck_assert_uint_eq(g->refs, 1);
 	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
 	ck_assert_uint_eq(atomic_load(&g->members[0]), 0);
-	/* A shared filter counts as a wildcard, even without one. */
-	ck_assert_uint_eq(wild_count(), 1);
-	ck_assert_uint_eq(exact_count("t"), 0);
-	ck_assert_uint_eq(exact_total(), 0);
+	/* A shared filter counts as the one after its group: t, exact. */
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_count("t"), 1);
+	ck_assert_uint_eq(exact_total(), 1);
 	/* The registry knows it by its filter. */
 	again = share_group_get(broker.shares, "$share/g/t", 10);
 	ck_assert_ptr_eq(again, g);
@@ -1541,7 +1775,7 @@ START_TEST(test_sub_share_registry)
 	ck_assert_int_eq(sub_add(&a, "$share/g/t", &replaced), 0);
 	ck_assert(replaced);
 	ck_assert_uint_eq(atomic_load(&g->members[1]), 2);
-	ck_assert_uint_eq(wild_count(), 2); /* not the replacement */
+	ck_assert_uint_eq(exact_count("t"), 2); /* not the replacement */
 
 	/* Another group, and a plain filter: apart. */
 	ck_assert_int_eq(sub_add(&a, "$share/h/t", &replaced), 0);
@@ -1551,9 +1785,9 @@ START_TEST(test_sub_share_registry)
 	ck_assert_uint_eq(atomic_load(&h->members[1]), 1);
 	ck_assert_int_eq(sub_add(&a, "t", &replaced), 0);
 	ck_assert_ptr_null(group_of("t"));
-	ck_assert_uint_eq(wild_count(), 3);
-	ck_assert_uint_eq(exact_count("t"), 1);
-	ck_assert_uint_eq(exact_total(), 1);
+	ck_assert_uint_eq(wild_count(), 0);
+	ck_assert_uint_eq(exact_count("t"), 4);
+	ck_assert_uint_eq(exact_total(), 4);
 
 	ck_assert_int_eq(sub_remove(&a, "$share/g/t"), 0);
 	ck_assert_ptr_eq(group_of("$share/g/t"), g);
@@ -1561,7 +1795,7 @@ START_TEST(test_sub_share_registry)
 	ck_assert_uint_eq(g->refs, 1);
 	ck_assert_int_eq(sub_remove(&a, "$share/g/t"), -ENOENT);
 	ck_assert_uint_eq(atomic_load(&g->members[1]), 1);
-	ck_assert_uint_eq(wild_count(), 2);
+	ck_assert_uint_eq(exact_count("t"), 3);
 	/* The last member: the group goes from the tree and the registry. */
 	ck_assert_int_eq(sub_remove(&b, "$share/g/t"), 0);
 	ck_assert_ptr_null(group_of("$share/g/t"));
@@ -1623,8 +1857,13 @@ static Suite *shard_suite(void)
 	tcase_add_test(tc, test_pause_one_shard);
 	tcase_add_loop_test(tc, test_shard_of_client, 0, NELEM(client_rows));
 	tcase_add_test(tc, test_sub_interest);
+	tcase_add_loop_test(tc, test_sub_interest_one, 0,
+			    NELEM(interest_rows));
+	tcase_add_test(tc, test_sub_interest_mixed);
 	tcase_add_test(tc, test_interested);
 	tcase_add_test(tc, test_interest_slot);
+	tcase_add_loop_test(tc, test_interest_first_slot, 0,
+			    NELEM(first_rows));
 	tcase_add_test(tc, test_sub_share_registry);
 	suite_add_tcase(s, tc);
 	return s;

@@ -380,9 +380,12 @@ static void shards_teardown(void)
 		session_destroy_all(&sh[i]);
 	for (unsigned i = 0; i < 2; i++) {
 		ck_assert_uint_eq(atomic_load(&sh[i].interest_wild), 0);
-		for (unsigned j = 0; j < SHARD_INTEREST_SLOTS; j++)
+		for (unsigned j = 0; j < SHARD_INTEREST_SLOTS; j++) {
 			ck_assert_uint_eq(atomic_load(&sh[i].interest_exact[j]),
 					  0);
+			ck_assert_uint_eq(atomic_load(&sh[i].interest_first[j]),
+					  0);
+		}
 		ck_assert_uint_eq(sh[i].session_count, 0);
 	}
 	/* Every group went with its last member. */
@@ -430,6 +433,11 @@ static unsigned slot_of(const char *topic)
 	return shard_interest_slot(topic, strlen(topic));
 }
 
+static unsigned first_slot_of(const char *topic)
+{
+	return shard_interest_first_slot(topic, strlen(topic));
+}
+
 /* The exact counts of shard i, added up. */
 static unsigned exact_total(unsigned i)
 {
@@ -451,11 +459,13 @@ static void turns(unsigned i, unsigned j)
  * A session on shard 1 subscribed to a/b; published on shard 0: nothing
  * there, one post to shard 1, delivered (queued: it is offline) once
  * shard 1 takes its inbox.  Another topic is not posted to shard 1 while
- * its only subscription is exact; a wildcard one makes it take every
- * topic.  The message's references add up.
+ * its only subscription is exact; a wildcard one after a literal first
+ * level makes it take the topics of that level, one starting with a
+ * wildcard every topic.  The message's references add up.
  */
 START_TEST(test_route_to_other_shard)
 {
+	const unsigned q = first_slot_of("q");
 	struct session *s, *w;
 	struct msg *m;
 
@@ -499,19 +509,17 @@ START_TEST(test_route_to_other_shard)
 	msg_unref(m);
 
 	/*
-	 * A wildcard subscription on shard 1: every topic is posted there,
-	 * x/y too, and delivered to none when no filter matches.
+	 * A wildcard subscription under q on shard 1: the topics of q are
+	 * posted there, x/y still not.
 	 */
+	ck_assert_uint_ne(q, first_slot_of("x"));
 	w = subscriber(1, "c2", "q/+");
-	ck_assert_uint_eq(atomic_load(&sh[1].interest_wild), 1);
+	ck_assert_uint_eq(atomic_load(&sh[1].interest_first[q]), 1);
+	ck_assert_uint_eq(atomic_load(&sh[1].interest_wild), 0);
 	ck_assert_uint_eq(exact_total(1), 1);
 	m = mk("x/y");
-	ck_assert_uint_eq(route_message(&sh[0], m), 1);
-	ck_assert(!inbox_empty(&sh[1].inbox));
-	turns(0, 1);
-	ck_assert_uint_eq(s->queued_count, 2);
-	ck_assert_uint_eq(w->queued_count, 0);
-	ck_assert_uint_eq(m->refs, 1);
+	ck_assert_uint_eq(route_message(&sh[0], m), 0);
+	ck_assert(inbox_empty(&sh[1].inbox));
 	msg_unref(m);
 	m = mk("q/r");
 	ck_assert_uint_eq(route_message(&sh[0], m), 1);
@@ -521,6 +529,24 @@ START_TEST(test_route_to_other_shard)
 	msg_unref(m);
 	ck_assert(session_remove_sub(w, "q/+", 3));
 	ck_assert_int_eq(shard_sub_remove(&sh[1], "q/+", 3, w), 0);
+	ck_assert_uint_eq(atomic_load(&sh[1].interest_first[q]), 0);
+
+	/*
+	 * One starting with a wildcard: every topic is posted there, x/y
+	 * too, and delivered to none when no filter matches.
+	 */
+	w = subscriber(1, "c3", "+/r");
+	ck_assert_uint_eq(atomic_load(&sh[1].interest_wild), 1);
+	m = mk("x/y");
+	ck_assert_uint_eq(route_message(&sh[0], m), 1);
+	ck_assert(!inbox_empty(&sh[1].inbox));
+	turns(0, 1);
+	ck_assert_uint_eq(s->queued_count, 2);
+	ck_assert_uint_eq(w->queued_count, 0);
+	ck_assert_uint_eq(m->refs, 1);
+	msg_unref(m);
+	ck_assert(session_remove_sub(w, "+/r", 3));
+	ck_assert_int_eq(shard_sub_remove(&sh[1], "+/r", 3, w), 0);
 	ck_assert_uint_eq(atomic_load(&sh[1].interest_wild), 0);
 
 	/* Unsubscribed: shard 1 has no interest, nothing goes there. */
