@@ -1,78 +1,54 @@
 /*
- * Connection buffers kept per shard: a free stack per power-of-two size,
- * trimmed to what the last second's traffic used.
+ * Connection buffers kept per shard: a free list per power-of-two size.
  */
 #include <stdlib.h>
 
 #include "broker/bufpool.h"
 
-/* The class of a pooled size, or -1 for sizes malloc handles alone. */
-static int class_of(size_t size)
+void bufpool_init(struct bufpool *p)
+{
+	for (int k = 0; k < BUFPOOL_CLASSES; k++) {
+		size_t size = (size_t)1 << (BUFPOOL_MIN_LOG2 + k);
+
+		objcache_init(&p->size[k], size,
+			      (uint32_t)(BUFPOOL_CLASS_BYTES / size));
+	}
+}
+
+/* The free list of a pooled size, or NULL for sizes malloc handles. */
+static struct objcache *cache_of(struct bufpool *p, size_t size)
 {
 	for (int k = 0; k < BUFPOOL_CLASSES; k++)
-		if (size == (size_t)1 << (BUFPOOL_MIN_LOG2 + k))
-			return k;
-	return -1;
+		if (size == p->size[k].size)
+			return &p->size[k];
+	return NULL;
 }
 
 void *bufpool_get(struct bufpool *p, size_t size)
 {
-	int k = class_of(size);
-	void *buf;
+	struct objcache *c = cache_of(p, size);
 
-	if (k < 0 || !p->free[k])
-		return malloc(size);
-	buf = p->free[k];
-	p->free[k] = *(void **)buf;
-	p->count[k]--;
-	if (p->count[k] < p->low[k])
-		p->low[k] = p->count[k];
-	p->bytes -= size;
-	return buf;
+	return c ? objcache_get(c) : malloc(size);
 }
 
 void bufpool_put(struct bufpool *p, void *buf, size_t size)
 {
-	int k = class_of(size);
+	struct objcache *c = cache_of(p, size);
 
-	if (!buf)
-		return;
-	if (k < 0 || p->bytes + size > BUFPOOL_MAX_BYTES) {
+	if (c)
+		objcache_put(c, buf);
+	else
 		free(buf);
-		return;
-	}
-	*(void **)buf = p->free[k];
-	p->free[k] = buf;
-	p->count[k]++;
-	p->bytes += size;
 }
 
 void bufpool_trim(struct bufpool *p)
 {
-	for (int k = 0; k < BUFPOOL_CLASSES; k++) {
-		/* The low-water mark: that many were never taken. */
-		for (uint32_t n = p->low[k]; n > 0; n--) {
-			void *buf = p->free[k];
-
-			p->free[k] = *(void **)buf;
-			free(buf);
-			p->count[k]--;
-			p->bytes -= (size_t)1 << (BUFPOOL_MIN_LOG2 + k);
-		}
-		p->low[k] = p->count[k];
-	}
+	for (int k = 0; k < BUFPOOL_CLASSES; k++)
+		objcache_trim(&p->size[k]);
 }
 
 void bufpool_fini(struct bufpool *p)
 {
-	for (int k = 0; k < BUFPOOL_CLASSES; k++) {
-		while (p->free[k]) {
-			void *buf = p->free[k];
-
-			p->free[k] = *(void **)buf;
-			free(buf);
-		}
-		p->count[k] = p->low[k] = 0;
-	}
-	p->bytes = 0;
+	for (int k = 0; k < BUFPOOL_CLASSES; k++)
+		objcache_fini(&p->size[k]);
 }

@@ -438,11 +438,14 @@ int main(int argc, char **argv)
 		rc = EXIT_FAILURE;
 		goto stop;
 	}
+	/* The main thread is shard 0's from here to the last turn. */
+	msg_cache_bind(rt.broker.shards[0].msgs);
 	ev_run(loop, 0);
 	rc = EXIT_SUCCESS;
 stop:
 	/* One more turn flushes the DISCONNECTs and frees closed connections. */
 	ev_run(loop, EVRUN_NOWAIT);
+	msg_cache_bind(NULL);
 	shard_join_threads(&rt.broker);
 	listener_close_all(rt.listeners);
 	/* First: what stays stored must not be deleted as memory is freed. */

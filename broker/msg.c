@@ -9,6 +9,56 @@
 #include <string.h>
 
 #include "broker/msg.h"
+#include "broker/objcache.h"
+
+#define MSG_CACHE_MIN 256u
+
+/* The thread's shard's lists (msg_cache_bind()); NULL: malloc. */
+static _Thread_local struct objcache *bound_caches;
+
+void msg_cache_init(struct objcache *caches)
+{
+	/* 2 MiB a size at most: a few windows of messages in flight. */
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		objcache_init(&caches[k], MSG_CACHE_MIN << k,
+			      (2u * 1024u * 1024u) / (MSG_CACHE_MIN << k));
+}
+
+void msg_cache_bind(struct objcache *caches)
+{
+	bound_caches = caches;
+}
+
+/*
+ * Sizes up to the largest list's are rounded up to a list's size on
+ * every thread: a message malloc'ed where no list is bound may be freed
+ * into one of another thread's.
+ */
+static size_t alloc_size(size_t size)
+{
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		if (size <= MSG_CACHE_MIN << k)
+			return MSG_CACHE_MIN << k;
+	return size;
+}
+
+/* The bound list for an allocation of size bytes, or NULL. */
+static struct objcache *cache_for(size_t size)
+{
+	if (!bound_caches)
+		return NULL;
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		if (size == MSG_CACHE_MIN << k)
+			return &bound_caches[k];
+	return NULL;
+}
+
+/* What msg_new() asked for m: its lengths never change after. */
+static size_t msg_size(const struct msg *m)
+{
+	return sizeof(*m) + 1 + m->topic_len + (size_t)m->payload_len +
+	       m->props_len;
+}
 
 struct msg *msg_new(const char *topic, size_t topic_len,
 		    const uint8_t *payload, size_t payload_len,
@@ -16,6 +66,7 @@ struct msg *msg_new(const char *topic, size_t topic_len,
 		    bool retain)
 {
 	struct msg *m = NULL;
+	struct objcache *cache;
 	unsigned char *p;
 	size_t size = sizeof(*m) + 1; /* the topic's NUL */
 
@@ -29,7 +80,9 @@ struct msg *msg_new(const char *topic, size_t topic_len,
 		goto out;
 	size += topic_len + payload_len + props_len;
 
-	m = malloc(size);
+	size = alloc_size(size);
+	cache = cache_for(size);
+	m = cache ? objcache_get(cache) : malloc(size);
 	if (!m)
 		goto out;
 	atomic_init(&m->refs, 1);
@@ -80,6 +133,12 @@ void msg_unref(struct msg *m)
 	 * (acq_rel rather than release plus a fence: the same instruction on
 	 * x86, and ThreadSanitizer understands it).
 	 */
-	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
+	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+		struct objcache *cache = cache_for(alloc_size(msg_size(m)));
+
+		if (cache)
+			objcache_put(cache, m);
+		else
+			free(m);
+	}
 }

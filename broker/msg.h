@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct objcache;
+
 struct msg {
 	/* References held, from any shard; freed at 0. */
 	atomic_uint refs;
@@ -79,5 +81,18 @@ static inline struct msg *msg_ref(struct msg *m)
 
 /* Drop a reference, freeing the message with the last one; NULL is a no-op. */
 void msg_unref(struct msg *m);
+
+/*
+ * Free lists for messages of up to 256, 512 and 1,024 bytes in all (struct
+ * and data): a shard keeps MSG_CACHE_CLASSES of them and binds them to its
+ * thread, whose msg_new() and last msg_unref() then use them instead of
+ * malloc and free.  A message may be freed by another shard's thread: it
+ * goes to that thread's list of its size, or to free() on a thread with
+ * none bound (start-up, shutdown, storage).  Unbind (NULL) before the
+ * lists are finished with objcache_fini().
+ */
+#define MSG_CACHE_CLASSES 3
+void msg_cache_init(struct objcache *caches);
+void msg_cache_bind(struct objcache *caches);
 
 #endif

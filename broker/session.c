@@ -11,6 +11,7 @@
 #include "broker/broker.h"
 #include "broker/conn.h"
 #include "broker/msg.h"
+#include "broker/objcache.h"
 #include "broker/persist.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -110,12 +111,24 @@ struct session *session_new(struct shard *b, const char *id, size_t len)
 	return s;
 }
 
+/* Nearly all deliveries come from the shard's list; the rest malloc. */
+static struct delivery *delivery_alloc(struct session *s, uint8_t ids)
+{
+	if (ids <= DELIVERY_CACHED_IDS)
+		return objcache_get(&s->shard->deliveries);
+	return malloc(sizeof(struct delivery) + ids * sizeof(uint32_t));
+}
+
 static void delivery_free(struct session *s, struct delivery *d)
 {
 	persist_delivery_done(s, d);
 	msg_unref(d->msg);
-	free(d);
+	if (d->sub_id_count <= DELIVERY_CACHED_IDS)
+		objcache_put(&s->shard->deliveries, d);
+	else
+		free(d);
 }
+
 
 static void free_deliveries(struct session *s, struct delivery *d)
 {
@@ -359,7 +372,7 @@ void session_deliver(struct session *s, struct msg *msg, uint8_t qos,
 		sh->stats.publish_dropped++;
 		return;
 	}
-	d = malloc(sizeof(*d) + sub_id_count * sizeof(uint32_t));
+	d = delivery_alloc(s, sub_id_count);
 	if (!d) {
 		sh->stats.publish_dropped++;
 		return;
@@ -490,8 +503,7 @@ int session_restore_delivery(struct session *s, struct msg *msg,
 			     uint16_t packet_id, bool retain,
 			     const uint32_t *sub_ids, uint8_t sub_id_count)
 {
-	struct delivery *d = malloc(sizeof(*d) +
-				    sub_id_count * sizeof(uint32_t));
+	struct delivery *d = delivery_alloc(s, sub_id_count);
 
 	if (!d)
 		return -ENOMEM;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "broker/msg.h"
+#include "broker/objcache.h"
 #include "broker/subtree.h"
 
 /*
@@ -102,6 +103,17 @@ struct session {
 
 	char client_id[]; /* NUL-terminated, in the same allocation */
 };
+
+/*
+ * A shard's free list of deliveries (struct shard's deliveries), sized
+ * for those with at most one subscription identifier: nearly all.
+ */
+#define DELIVERY_CACHED_IDS 1
+static inline void session_delivery_cache_init(struct objcache *c)
+{
+	objcache_init(c, sizeof(struct delivery) +
+			 DELIVERY_CACHED_IDS * sizeof(uint32_t), 16384);
+}
 
 /* The hash of a client id: registry buckets and shard_of_client(). */
 uint64_t session_id_hash(const char *id, size_t len);

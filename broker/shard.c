@@ -409,9 +409,11 @@ static void *shard_thread(void *arg)
 {
 	struct shard *sh = arg;
 
+	msg_cache_bind(sh->msgs);
 	ev_run(sh->loop, 0);
 	/* One more turn flushes the DISCONNECTs and frees connections. */
 	ev_run(sh->loop, EVRUN_NOWAIT);
+	msg_cache_bind(NULL); /* its lists are finished on the main thread */
 	return NULL;
 }
 
@@ -668,6 +670,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	wheel_advance(sh, now);
 	expire_sessions(sh, now);
 	bufpool_trim(&sh->bufs);
+	objcache_trim(&sh->deliveries);
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		objcache_trim(&sh->msgs[k]);
 	pthread_mutex_lock(&sh->snap_lock);
 	sh->snap = sh->stats;
 	sh->snap_sessions = sh->session_count;
@@ -686,7 +691,9 @@ int shard_init(struct shard *sh, struct broker *b, unsigned index,
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
 	sh->route_scratch = NULL; /* route.c makes it on first use */
-	memset(&sh->bufs, 0, sizeof(sh->bufs));
+	bufpool_init(&sh->bufs);
+	session_delivery_cache_init(&sh->deliveries);
+	msg_cache_init(sh->msgs);
 	sh->rbuf = malloc(SHARD_RBUF_SIZE);
 	if (!sh->subs || !sh->rbuf ||
 	    inbox_init(&sh->inbox, b->shard_count, 1024) < 0) {
@@ -727,6 +734,9 @@ void shard_fini(struct shard *sh)
 	free(sh->rbuf);
 	sh->rbuf = NULL;
 	bufpool_fini(&sh->bufs);
+	objcache_fini(&sh->deliveries);
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		objcache_fini(&sh->msgs[k]);
 	free(sh->route_scratch);
 	sh->route_scratch = NULL;
 	pthread_mutex_destroy(&sh->snap_lock);

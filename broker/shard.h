@@ -29,6 +29,8 @@ struct subtree;
 #include "broker/broker.h"
 #include "broker/bufpool.h"
 #include "broker/inbox.h"
+#include "broker/msg.h"
+#include "broker/objcache.h"
 
 /* What one shard posts to another (struct inbox_item.kind). */
 enum shard_post {
@@ -79,6 +81,9 @@ struct shard {
 	struct listener *listeners; /* the list main.c opened, for stop */
 	uint8_t *rbuf; /* SHARD_RBUF_SIZE bytes, shared by all reads */
 	struct bufpool bufs; /* connections' input and output buffers */
+	/* Free lists of the hot path, kept and trimmed by this shard. */
+	struct objcache deliveries; /* session.c's */
+	struct objcache msgs[MSG_CACHE_CLASSES]; /* bound to its thread */
 	struct conn *conns; /* every connection of this shard */
 	size_t conn_count;
 	struct conn *flush_list; /* connections with output to write */

@@ -2,7 +2,7 @@
  * Unit tests for broker/msg.c: what msg_new() copies and where, the limits
  * it refuses, and that the last msg_unref() frees the one allocation.
  * The test includes msg.c with malloc and free wrapped, to fail an
- * allocation and to count frees.
+ * allocation and to count frees; and the free lists a shard binds.
  */
 #include <check.h>
 #include <stdbool.h>
@@ -31,6 +31,7 @@ static void test_free(void *p)
 #define malloc test_malloc
 #define free test_free
 #include "broker/msg.c"
+#include "broker/objcache.c"
 #undef malloc
 #undef free
 
@@ -203,6 +204,62 @@ START_TEST(test_refcount)
 }
 END_TEST
 
+/*
+ * With a shard's lists bound to the thread, messages of up to 1 KiB in all
+ * come from and go back to the list of their size; larger ones are
+ * malloc'ed and freed.  A message made where nothing is bound has its
+ * list's size too, so it may go to a list when freed (ASan checks the
+ * size when it is used again).
+ */
+START_TEST(test_cache_bound)
+{
+	static const uint8_t payload[1100];
+	struct objcache caches[MSG_CACHE_CLASSES];
+	size_t fill = 256 - sizeof(struct msg) - 2; /* "t", its NUL: 256 */
+	struct msg *loose, *m, *big;
+	uintptr_t loose_addr;
+
+	loose = msg_new("t", 1, payload, 10, NULL, 0, 0, false);
+	ck_assert_ptr_nonnull(loose);
+	loose_addr = (uintptr_t)loose;
+	msg_cache_init(caches);
+	msg_cache_bind(caches);
+	frees = 0;
+	drop(loose);
+	ck_assert_uint_eq(frees, 0);
+	ck_assert_uint_eq(caches[0].count, 1);
+
+	m = msg_new("t", 1, payload, fill, NULL, 0, 0, false);
+	ck_assert((uintptr_t)m == loose_addr);
+	ck_assert_uint_eq(caches[0].count, 0);
+	memset((void *)m->payload, 1, fill); /* the whole 256 bytes */
+	drop(m);
+	ck_assert_uint_eq(caches[0].count, 1);
+
+	m = msg_new("t", 1, payload, fill + 1, NULL, 0, 0, false);
+	ck_assert((uintptr_t)m != loose_addr); /* 257 bytes: the 512 list */
+	drop(m);
+	ck_assert_uint_eq(caches[1].count, 1);
+	ck_assert_uint_eq(frees, 0);
+
+	big = msg_new("t", 1, payload, sizeof(payload), NULL, 0, 0, false);
+	ck_assert_ptr_nonnull(big);
+	drop(big);
+	ck_assert_uint_eq(frees, 1);
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		ck_assert_uint_eq(caches[k].count, k < 2 ? 1 : 0);
+
+	msg_cache_bind(NULL);
+	m = msg_new("t", 1, payload, 10, NULL, 0, 0, false);
+	ck_assert_uint_eq(caches[0].count, 1); /* unbound: not taken */
+	drop(m);
+	ck_assert_uint_eq(frees, 2);
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
+		objcache_fini(&caches[k]);
+	ck_assert_uint_eq(frees, 4);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -213,6 +270,7 @@ static Suite *msg_suite(void)
 	tcase_add_loop_test(tc, test_new_limits, 0, NELEM(limit_rows));
 	tcase_add_test(tc, test_new_out_of_memory);
 	tcase_add_test(tc, test_refcount);
+	tcase_add_test(tc, test_cache_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }

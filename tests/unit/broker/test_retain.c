@@ -30,6 +30,7 @@ static void counted_free(void *p)
 
 #define free counted_free
 #include "broker/msg.c"
+#include "broker/objcache.c"
 #undef free
 
 /*

@@ -56,6 +56,7 @@ static void *test_realloc(void *p, size_t size)
 #define malloc test_malloc
 #define calloc test_calloc
 #define realloc test_realloc
+#include "broker/objcache.c" /* deliveries: session.c's allocations */
 #include "broker/session.c"
 #undef malloc
 #undef calloc
@@ -286,6 +287,7 @@ static void setup(void)
 	shard.broker = &broker;
 	shard.subs = subtree_new();
 	ck_assert_ptr_nonnull(shard.subs);
+	session_delivery_cache_init(&shard.deliveries);
 	for (size_t i = 0; i < NELEM(conns); i++) {
 		conns[i].shard = &shard;
 		conns[i].state = CONN_ACTIVE;
@@ -305,6 +307,7 @@ static void teardown(void)
 	ck_assert_uint_eq(shard.session_count, 0);
 	ck_assert_uint_eq(subtree_count(shard.subs), 0);
 	subtree_free(shard.subs);
+	objcache_fini(&shard.deliveries);
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -1779,6 +1782,41 @@ END_TEST
 
 /* --------------------------------------------------------------- suite */
 
+/*
+ * Deliveries with at most one subscription identifier come from the
+ * shard's free list and go back to it; those with more do not.
+ */
+START_TEST(test_deliveries_from_shard_list)
+{
+	struct session *a = session_new(&shard, "a", 1);
+	struct session *b;
+	struct msg *m = mk("t", 4, 1);
+	const uint32_t ids[2] = { 7, 9 };
+	struct delivery *first;
+
+	ck_assert_ptr_nonnull(a);
+	session_deliver(a, m, 1, false, &ids[0], 1, NULL);
+	ck_assert_uint_eq(a->queued_count, 1);
+	first = a->queue;
+	ck_assert_uint_eq(shard.deliveries.count, 0);
+	session_destroy(a);
+	ck_assert_uint_eq(shard.deliveries.count, 1);
+
+	b = session_new(&shard, "b", 1);
+	ck_assert_ptr_nonnull(b);
+	session_deliver(b, m, 1, false, ids, 2, NULL);
+	ck_assert_ptr_ne(b->queue, first); /* too big for the list */
+	ck_assert_uint_eq(shard.deliveries.count, 1);
+	ck_assert_uint_eq(b->queue->sub_ids[1], 9);
+	session_deliver(b, m, 1, false, NULL, 0, NULL);
+	ck_assert_ptr_eq(b->queue_tail, first);
+	ck_assert_uint_eq(shard.deliveries.count, 0);
+	session_destroy(b);
+	ck_assert_uint_eq(shard.deliveries.count, 1);
+	msg_unref(m);
+}
+END_TEST
+
 static Suite *session_suite(void)
 {
 	Suite *s = suite_create("session");
@@ -1786,6 +1824,7 @@ static Suite *session_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_find_in_empty_registry);
+	tcase_add_test(tc, test_deliveries_from_shard_list);
 	tcase_add_test(tc, test_registry_ids);
 	tcase_add_test(tc, test_registry_growth);
 	tcase_add_test(tc, test_subs_add_update_remove);

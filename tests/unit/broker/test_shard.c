@@ -36,6 +36,7 @@
 #include "broker/shard.c"
 #include "broker/inbox.c"
 #include "broker/bufpool.c"
+#include "broker/objcache.c"
 #include "broker/msg.c"
 #include "broker/share.c"
 #include "broker/level_table.c"
