@@ -402,11 +402,102 @@ static void alias_learned(struct conn *c, const struct msg *msg,
 	c->topic_alias_out_count++;
 }
 
-bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
-		       bool retain, bool dup, uint16_t packet_id,
-		       const uint32_t *sub_ids, uint8_t sub_id_count)
+/*
+ * PUBLISH headers encoded this loop turn, for the next subscriber of the
+ * same message in the same variant: a fanout encodes its header once per
+ * (protocol, QoS, retain) and copies it, with the packet id patched in,
+ * for every other subscriber [issue #5].  Only headers that are the same
+ * for every subscriber are kept: no topic alias, no Subscription
+ * Identifier, no Message Expiry Interval (it counts down), not a resend.
+ * Each entry holds a reference to its message, so that address cannot
+ * be a new message's while cached; conn_headers_release() drops them at
+ * the end of the turn.
+ */
+#define HEADER_CACHE_SLOTS 4
+#define HEADER_CACHE_MAX 256 /* longer headers (long topics) are not kept */
+
+struct pub_header {
+	struct msg *msg; /* NULL: empty */
+	uint8_t variant; /* header_variant() */
+	uint8_t len;
+	uint16_t id_offset; /* of the packet id; 0: QoS 0 */
+	uint8_t bytes[HEADER_CACHE_MAX];
+};
+
+struct header_cache {
+	unsigned next; /* the slot replaced on a miss */
+	struct pub_header slot[HEADER_CACHE_SLOTS];
+};
+
+static uint8_t header_variant(const struct conn *c, uint8_t qos, bool retain)
 {
-	struct mqtt_publish pub = {
+	return (uint8_t)(c->version << 3 | qos << 1 | retain);
+}
+
+static struct pub_header *header_find(struct shard *sh, const struct msg *msg,
+				      uint8_t variant)
+{
+	struct header_cache *hc = sh->headers;
+
+	if (!hc)
+		return NULL;
+	for (unsigned i = 0; i < HEADER_CACHE_SLOTS; i++)
+		if (hc->slot[i].msg == msg && hc->slot[i].variant == variant)
+			return &hc->slot[i];
+	return NULL;
+}
+
+/*
+ * Encode pub (len bytes of header for msg, in this variant) into a slot;
+ * NULL when out of memory or it cannot be encoded.
+ */
+static struct pub_header *header_store(struct shard *sh, struct msg *msg,
+				       uint8_t variant,
+				       const struct mqtt_publish *pub,
+				       uint8_t version, size_t len)
+{
+	struct header_cache *hc = sh->headers;
+	struct pub_header *h;
+	size_t id_offset = 0;
+
+	if (!hc) {
+		hc = sh->headers = calloc(1, sizeof(*hc));
+		if (!hc)
+			return NULL;
+	}
+	h = &hc->slot[hc->next];
+	hc->next = (hc->next + 1) % HEADER_CACHE_SLOTS;
+	msg_unref(h->msg);
+	h->msg = NULL;
+	if (mqtt_encode_publish_header(pub, version, h->bytes, len,
+				       &id_offset) != (int)len)
+		return NULL;
+	h->msg = msg_ref(msg);
+	h->variant = variant;
+	h->len = (uint8_t)len;
+	h->id_offset = (uint16_t)id_offset;
+	return h;
+}
+
+void conn_headers_release(struct shard *sh)
+{
+	struct header_cache *hc = sh->headers;
+
+	if (!hc)
+		return;
+	for (unsigned i = 0; i < HEADER_CACHE_SLOTS; i++) {
+		msg_unref(hc->slot[i].msg);
+		hc->slot[i].msg = NULL;
+	}
+}
+
+/* The PUBLISH c is sent for msg, but for its payload. */
+static void publish_for(struct conn *c, struct msg *msg, uint8_t qos,
+			bool retain, bool dup, uint16_t packet_id,
+			const uint32_t *sub_ids, uint8_t sub_id_count,
+			uint16_t alias, bool new_alias, struct mqtt_publish *pub)
+{
+	*pub = (struct mqtt_publish){
 		.qos = qos,
 		.dup = dup,
 		.retain = retain,
@@ -414,9 +505,40 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		.topic = { (const uint8_t *)msg->topic, msg->topic_len },
 		.payload = { msg->payload, msg->payload_len },
 	};
+	if (c->version != MQTT_V5)
+		return;
+	/* Stored properties were validated when the message came in. */
+	if (msg->props_len)
+		mqtt_props_decode(msg->props, msg->props_len, MQTT_PUBLISH,
+				  &pub->props);
+	if (msg->expiry_at) {
+		pub->props.message_expiry_interval = expiry_left(c, msg);
+		mqtt_props_set(&pub->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
+	}
+	if (sub_id_count) {
+		pub->props.subscription_ids = sub_ids;
+		pub->props.subscription_id_count = sub_id_count;
+		mqtt_props_set(&pub->props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
+	}
+	if (alias) {
+		pub->props.topic_alias = alias;
+		mqtt_props_set(&pub->props, MQTT_PROP_TOPIC_ALIAS);
+		/* A known alias goes without its name. */
+		if (!new_alias)
+			pub->topic.len = 0;
+	}
+}
+
+bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
+		       bool retain, bool dup, uint16_t packet_id,
+		       const uint32_t *sub_ids, uint8_t sub_id_count)
+{
+	struct mqtt_publish pub;
+	struct pub_header *cached = NULL;
 	uint32_t hash = 0;
 	uint16_t alias = 0;
-	bool new_alias = false;
+	bool new_alias = false, same_for_all;
+	uint8_t variant = header_variant(c, qos, retain);
 	size_t hdr;
 	int n;
 
@@ -427,33 +549,18 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		hash = topic_hash(msg->topic, msg->topic_len);
 		alias = alias_for(c, msg, hash, &new_alias);
 	}
-	if (c->version == MQTT_V5) {
-		/* Stored properties were validated when the message came in. */
-		if (msg->props_len)
-			mqtt_props_decode(msg->props, msg->props_len,
-					  MQTT_PUBLISH, &pub.props);
-		if (msg->expiry_at) {
-			pub.props.message_expiry_interval = expiry_left(c, msg);
-			mqtt_props_set(&pub.props,
-				       MQTT_PROP_MESSAGE_EXPIRY_INTERVAL);
-		}
-		if (sub_id_count) {
-			pub.props.subscription_ids = sub_ids;
-			pub.props.subscription_id_count = sub_id_count;
-			mqtt_props_set(&pub.props,
-				       MQTT_PROP_SUBSCRIPTION_IDENTIFIER);
-		}
-		if (alias) {
-			pub.props.topic_alias = alias;
-			mqtt_props_set(&pub.props, MQTT_PROP_TOPIC_ALIAS);
-			/* A known alias goes without its name. */
-			if (!new_alias)
-				pub.topic.len = 0;
-		}
+	same_for_all = !alias && !sub_id_count && !msg->expiry_at && !dup;
+	if (same_for_all)
+		cached = header_find(c->shard, msg, variant);
+	if (cached) {
+		hdr = cached->len;
+	} else {
+		publish_for(c, msg, qos, retain, dup, packet_id, sub_ids,
+			    sub_id_count, alias, new_alias, &pub);
+		hdr = mqtt_publish_header_size(&pub, c->version);
+		if (hdr == 0)
+			return false;
 	}
-	hdr = mqtt_publish_header_size(&pub, c->version);
-	if (hdr == 0)
-		return false;
 	/* [MQTT-3.1.2-25]: never send a client more than it accepts. */
 	if (c->max_packet_out && hdr + msg->payload_len > c->max_packet_out) {
 		c->shard->stats.publish_dropped++;
@@ -463,10 +570,23 @@ bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		conn_fail(c);
 		return false;
 	}
-	n = mqtt_encode_publish_header(&pub, c->version, c->out + c->out_len,
-				       out_cap(c) - c->out_len, NULL);
-	if (n < 0)
-		return false;
+	if (!cached && same_for_all && hdr <= HEADER_CACHE_MAX)
+		cached = header_store(c->shard, msg, variant, &pub, c->version,
+				      hdr);
+	if (cached) {
+		memcpy(c->out + c->out_len, cached->bytes, hdr);
+		if (cached->id_offset)
+			mqtt_publish_set_packet_id(c->out + c->out_len,
+						   cached->id_offset,
+						   packet_id);
+		n = (int)hdr;
+	} else {
+		n = mqtt_encode_publish_header(&pub, c->version,
+					       c->out + c->out_len,
+					       out_cap(c) - c->out_len, NULL);
+		if (n < 0)
+			return false;
+	}
 	c->out_len += (uint32_t)n;
 	if (new_alias)
 		alias_learned(c, msg, hash);

@@ -151,6 +151,11 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt);
 bool conn_send_publish(struct conn *c, struct msg *msg, uint8_t qos,
 		       bool retain, bool dup, uint16_t packet_id,
 		       const uint32_t *sub_ids, uint8_t sub_id_count);
+/*
+ * End of the loop turn: forget the PUBLISH headers encoded during it
+ * (conn_send_publish() reuses one for every subscriber of a message).
+ */
+void conn_headers_release(struct shard *sh);
 /* The output written from now on waits for route_confirm() of msg. */
 void conn_wait_confirm(struct conn *c, struct msg *msg);
 /* Make c->topic_aliases if need be; false when out of memory. */

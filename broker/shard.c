@@ -609,6 +609,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		conn_free(c);
 	}
 	sh->closing = NULL;
+	conn_headers_release(sh);
 	while ((h = sh->moving)) {
 		sh->moving = h->next;
 		shard_post(sh, h->to, &(struct inbox_item){
@@ -691,6 +692,7 @@ int shard_init(struct shard *sh, struct broker *b, unsigned index,
 	sh->wheel_pos = (long)floor(shard_now(sh)) - 1;
 	sh->subs = subtree_new();
 	sh->route_scratch = NULL; /* route.c makes it on first use */
+	sh->headers = NULL; /* and conn.c its header cache */
 	bufpool_init(&sh->bufs);
 	session_delivery_cache_init(&sh->deliveries);
 	msg_cache_init(sh->msgs);
@@ -739,5 +741,8 @@ void shard_fini(struct shard *sh)
 		objcache_fini(&sh->msgs[k]);
 	free(sh->route_scratch);
 	sh->route_scratch = NULL;
+	conn_headers_release(sh);
+	free(sh->headers);
+	sh->headers = NULL;
 	pthread_mutex_destroy(&sh->snap_lock);
 }

@@ -97,6 +97,7 @@ struct shard {
 	long wheel_pos; /* last second processed */
 	uint64_t match_stamp; /* route() generation */
 	struct route_scratch *route_scratch; /* route.c's, built on demand */
+	struct header_cache *headers; /* conn.c's, made on first use */
 	uint32_t share_seq; /* msg->share_key of what it publishes */
 	double last_sys;
 	bool stopping;

@@ -4,7 +4,8 @@
  * downgrade, '+' and '#', '$' topics, overlapping subscriptions (one copy,
  * highest QoS, every Subscription Identifier), subscription replacement,
  * UNSUBSCRIBE, a bad filter refused alone, shared subscriptions, No Local,
- * Retain As Published, fan-out and ordering.  Each test gets a fresh
+ * Retain As Published, fan-out (to one kind of subscriber and to every
+ * kind at once) and ordering.  Each test gets a fresh
  * broker (checked fixture).
  */
 #include <check.h>
@@ -751,6 +752,65 @@ START_TEST(test_fan_out)
 END_TEST
 
 /*
+ * One message to subscribers of every variant at once: 3.1.1 and 5.0,
+ * QoS 0, 1 and 2, with and without a Subscription Identifier, and with
+ * Retain As Published.  The broker encodes a PUBLISH header once per
+ * variant and reuses it within a loop turn: each subscriber must still
+ * get its own QoS, its own properties (none in 3.1.1) and retain flag.
+ * Index: the publisher's version.
+ */
+START_TEST(test_fan_out_mixed)
+{
+	int pv = VERSION(_i);
+	MQTTClient pub, sub[8];
+	MQTTSubscribe_options rap = MQTTSubscribe_options_initializer;
+	static const char *const payloads[2] = { "live", "kept" };
+
+	/* One shard: every subscriber meets every other in its cache. */
+	ck_assert_int_eq(broker_stop(&broker), 0);
+	broker_remove_files(&broker);
+	broker_start_checked(&broker, "shards 1");
+	pub = client(pv, "pub");
+	for (int i = 0; i < 6; i++) {
+		char id[8];
+		int v = i < 3 ? MQTT_V311 : MQTT_V5;
+
+		snprintf(id, sizeof(id), "m%d", i);
+		sub[i] = client(v, id);
+		subscribe(sub[i], v, "mix/#", i % 3);
+	}
+	sub[6] = client(MQTT_V5, "m6");
+	subscribe5(sub[6], "mix/#", 1, 9, NULL);
+	sub[7] = client(MQTT_V5, "m7");
+	rap.retainAsPublished = 1;
+	subscribe5(sub[7], "mix/#", 2, 0, &rap);
+
+	for (int round = 0; round < 2; round++) {
+		bool retain = round == 1;
+
+		publish(pub, pv, "mix/t", payloads[round], 2, retain);
+		for (int i = 0; i < 8; i++) {
+			int qos = i < 6 ? i % 3 : i == 6 ? 1 : 2;
+			MQTTClient_message *m =
+				expect_msg(sub[i], "mix/t", payloads[round], qos);
+			int ids[4];
+			int n = i < 3 ? 0 : sub_ids(m, ids, 4);
+
+			ck_assert_int_eq(m->retained, i == 7 && retain);
+			ck_assert_int_eq(n, i == 6);
+			if (n)
+				ck_assert_int_eq(ids[0], 9);
+			MQTTClient_freeMessage(&m);
+		}
+	}
+	expect_none_all(sub, 8);
+	for (int i = 0; i < 8; i++)
+		pc_close(&sub[i]);
+	pc_close(&pub);
+}
+END_TEST
+
+/*
  * Ordering: 200 QoS 1 messages from one publisher on one topic arrive in
  * the order sent [MQTT-4.6.0-5 (3.1.1), 5.0 section 4.6], each once.
  */
@@ -799,6 +859,7 @@ static Suite *subpub_suite(void)
 	tcase_add_test(tc, test_retain_as_published);
 	tcase_add_loop_test(tc, test_many_filters, 0, 2);
 	tcase_add_loop_test(tc, test_fan_out, 0, 2);
+	tcase_add_loop_test(tc, test_fan_out_mixed, 0, 2);
 	tcase_add_loop_test(tc, test_ordering_qos1, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;

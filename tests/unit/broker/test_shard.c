@@ -19,6 +19,7 @@
  * included too (subtree_new/subtree_free wrapped to fail on demand and
  * count live trees).  What it calls in other modules is faked here and
  * recorded: conn_flush, conn_close, conn_free, conn_timed_out, conn_adopt,
+ * conn_headers_release,
  * conn_handoff_drop, listener_stop_shard, session_destroy, route_local,
  * route_confirm, persist_poll, persist_mark/persist_lost_since, sys_tick,
  * session_id_hash and log_write.  The fakes of
@@ -122,6 +123,15 @@ void conn_close(struct conn *c, int reason, const char *why)
 void conn_free(struct conn *c)
 {
 	record(REC_FREE, c);
+}
+
+/* Turns that ended by dropping the PUBLISH headers cached in them. */
+static unsigned headers_released;
+
+void conn_headers_release(struct shard *sh)
+{
+	ck_assert_ptr_nonnull(sh);
+	headers_released++;
 }
 
 void conn_timed_out(struct conn *c)
@@ -771,8 +781,10 @@ START_TEST(test_flush_pass)
 	shard_forget(&shard, closing);
 	conn_close(closed_before, -1, "test"); /* not queued, closing */
 	nevents = 0;
+	headers_released = 0;
 
 	run_flush();
+	ck_assert_uint_eq(headers_released, 1); /* once per turn */
 	ck_assert_uint_eq(count(REC_FLUSH, ok), 1);
 	ck_assert_uint_eq(count(REC_FLUSH, NULL), 1);
 	ck_assert_uint_eq(count(REC_CLOSE, broken), 1);
