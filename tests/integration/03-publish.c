@@ -5,8 +5,9 @@
  * MQTT 5 gets a DISCONNECT with the reason code before the close, 3.1.1
  * just the close (5.0 section 4.13, 3.1.1 section 4.8).  The QoS 1 and 2
  * flows, the reason codes of PUBACK/PUBREC/PUBCOMP, Payload Format
- * Indicator and Topic Alias are checked end to end with a subscriber, and
- * one client's bad packet must leave the others untouched.  Each test
+ * Indicator and Topic Alias are checked end to end with a subscriber,
+ * large payloads with fast and slow readers, and one client's bad packet
+ * must leave the others untouched.  Each test
  * gets a fresh broker (checked fixture).
  */
 #include <check.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <MQTTClient.h>
@@ -1053,6 +1055,81 @@ START_TEST(test_large_payload)
 }
 END_TEST
 
+static void big_payload(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7 + i / 251 + seed * 31);
+}
+
+/*
+ * Payloads of 16 KiB and more are written straight from the shared
+ * message (writev) while the socket takes them, and buffered from where
+ * it stopped when it does not.  Eight 512 KiB messages to a subscriber
+ * that reads at once and to two that read only after the last one was
+ * published (a 4 KiB receive buffer: the broker's writes stop part way):
+ * every subscriber gets every byte, in order.
+ */
+START_TEST(test_large_payload_slow_readers)
+{
+	uint8_t v = VERSION(_i);
+	enum { N = 8 };
+	size_t len = 512 * 1024, cap = len + 1024;
+	MQTTClient fast = paho_subscriber(v, "fast", "wv/#", 1);
+	MQTTClient pub = pc_connect(&broker, "pub", v, true, 0, NULL);
+	int slow[2] = { raw_subscriber(MQTT_V5, "slow5", "wv/#", 1),
+			raw_subscriber(MQTT_V311, "slow4", "wv/#", 1) };
+	uint8_t *payload = malloc(len), *buf = malloc(cap);
+	int small = 65536;
+
+	ck_assert_ptr_nonnull(pub);
+	ck_assert_ptr_nonnull(payload);
+	ck_assert_ptr_nonnull(buf);
+	for (int k = 0; k < 2; k++)
+		ck_assert_int_eq(setsockopt(slow[k], SOL_SOCKET, SO_RCVBUF,
+					    &small, sizeof(small)), 0);
+	for (unsigned i = 0; i < N; i++) {
+		MQTTClient_message *msg = NULL;
+		char *t = NULL;
+
+		big_payload(payload, len, i);
+		ck_assert_int_eq(pc_publish(pub, v, "wv/t", payload, (int)len,
+					    1, false, NULL), 0);
+		ck_assert_int_eq(pc_receive(fast, WAIT_MS, &t, &msg), 1);
+		ck_assert_int_eq(msg->payloadlen, (int)len);
+		ck_assert(memcmp(msg->payload, payload, len) == 0);
+		pc_free(&t, &msg);
+	}
+	for (int k = 0; k < 2; k++) {
+		uint8_t sv = k == 0 ? MQTT_V5 : MQTT_V311;
+
+		for (unsigned i = 0; i < N; i++) {
+			struct mqtt_packet pkt;
+
+			int type = raw_recv_decoded(slow[k], buf, cap,
+						    WAIT_MS, sv, &pkt);
+
+			ck_assert_msg(type == MQTT_PUBLISH,
+				      "slow reader %d: message %u: %d", k, i,
+				      type);
+			ck_assert_uint_eq(pkt.u.publish.qos, 1);
+			ck_assert_uint_eq(pkt.u.publish.payload.len, len);
+			big_payload(payload, len, i);
+			ck_assert_msg(memcmp(pkt.u.publish.payload.data,
+					     payload, len) == 0,
+				      "slow reader %d: message %u differs", k,
+				      i);
+			send_ack(slow[k], MQTT_PUBACK, pkt.u.publish.packet_id);
+		}
+		raw_expect_quiet(slow[k], 100);
+		close(slow[k]);
+	}
+	free(payload);
+	free(buf);
+	pc_close(&fast);
+	pc_close(&pub);
+}
+END_TEST
+
 /*
  * One client's malformed packets close that client only: a Paho
  * subscriber and publisher and a raw client carry on, before and after.
@@ -1147,6 +1224,7 @@ static Suite *publish_suite(void)
 	tcase_add_loop_test(tc, test_qos2_outbound_flow, 0, 2);
 	tcase_add_loop_test(tc, test_unknown_acks_from_client, 0, 2);
 	tcase_add_loop_test(tc, test_large_payload, 0, 2);
+	tcase_add_loop_test(tc, test_large_payload_slow_readers, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
