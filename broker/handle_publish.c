@@ -218,9 +218,10 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	 * A QoS 2 packet id is stored with the message and its deliveries,
 	 * in one transaction: a restart that knows the id (and so answers
 	 * a resent PUBLISH with PUBREC alone) knows the message, and one
-	 * that knows the message knows the id (no second copy).
+	 * that knows the message knows the id (no second copy).  A local
+	 * group: a publish that stores nothing takes no storage lock.
 	 */
-	persist_group_begin(b);
+	persist_local_group_begin(b);
 	if (p->qos && b->shard_count > 1 && persist_is_strict(b)) {
 		/* Acknowledged once every shard has recorded its part. */
 		msg->confirm_from = (uint8_t)(sh->index + 1);
@@ -234,7 +235,7 @@ int handle_publish(struct conn *c, struct mqtt_publish *p)
 	rc = route_message(sh, msg) ? 0 : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	msg_unref(msg);
 	qos2_failed = p->qos == 2 && session_qos2_add(s, p->packet_id) < 0;
-	persist_group_end(b);
+	persist_local_group_end(b);
 	if (qos2_failed)
 		return send_ack_why(c, ack, p->packet_id,
 				    MQTT_RC_UNSPECIFIED_ERROR, "out of memory");

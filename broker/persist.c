@@ -105,6 +105,18 @@ void persist_group_end(struct broker *b)
 		store_group_end(b->persist->st);
 }
 
+void persist_local_group_begin(struct broker *b)
+{
+	if (b->persist)
+		store_local_group_begin(b->persist->st);
+}
+
+void persist_local_group_end(struct broker *b)
+{
+	if (b->persist)
+		store_local_group_end(b->persist->st);
+}
+
 /* ------------------------------------------------------------ messages */
 
 /* Monotonic ms of the shard <-> Unix ms, for expiry that survives restarts. */

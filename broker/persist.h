@@ -54,6 +54,12 @@ int persist_check_db(const char *path);
  */
 void persist_group_begin(struct broker *b);
 void persist_group_end(struct broker *b);
+/*
+ * The same for a group this thread closes itself (store.h's local
+ * groups): free when it records nothing.
+ */
+void persist_local_group_begin(struct broker *b);
+void persist_local_group_end(struct broker *b);
 
 /* A session was attached, detached, or changed expiry or will. */
 void persist_session(struct session *s);

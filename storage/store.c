@@ -7,6 +7,7 @@
  * writer thread (writer.c) takes the whole queue at once, which is what
  * makes commits group commits.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -443,6 +444,17 @@ static bool pending_cancel(struct store *st, uint64_t key)
 	return true;
 }
 
+/*
+ * This thread's local groups (store_local_group_begin()): how deep it is
+ * in them, and how many of those st->group_depth counts.  A local group
+ * counts from its first change, so one that records nothing (a QoS 0
+ * publish to clean sessions: nearly every publish) takes no lock.
+ */
+static _Thread_local struct {
+	struct store *st;
+	unsigned depth, counted;
+} local;
+
 /* Queue op (taking it) and wake the writer if the queue was empty. */
 static int op_submit(struct store *st, struct op *op)
 {
@@ -465,6 +477,11 @@ static int op_submit(struct store *st, struct op *op)
 	}
 	if (op->kind == OP_MSG_PUT || op->kind == OP_DELIVERY_PUT)
 		pending_add(st, op);
+	/* Under the lock with the op: the writer never sees one without it. */
+	if (local.st == st && local.counted < local.depth) {
+		st->group_depth += local.depth - local.counted;
+		local.counted = local.depth;
+	}
 	was_empty = !st->head;
 	if (st->tail)
 		st->tail->next = op;
@@ -491,6 +508,27 @@ void store_group_end(struct store *st)
 {
 	pthread_mutex_lock(&st->lock);
 	if (--st->group_depth == 0 && st->head)
+		pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+}
+
+void store_local_group_begin(struct store *st)
+{
+	assert(local.depth == 0 || local.st == st);
+	local.st = st;
+	local.depth++;
+}
+
+void store_local_group_end(struct store *st)
+{
+	assert(local.st == st && local.depth > 0);
+	local.depth--;
+	if (local.counted <= local.depth)
+		return; /* it recorded nothing: nothing to release */
+	pthread_mutex_lock(&st->lock);
+	st->group_depth -= local.counted - local.depth;
+	local.counted = local.depth;
+	if (st->group_depth == 0 && st->head)
 		pthread_cond_signal(&st->wake);
 	pthread_mutex_unlock(&st->lock);
 }

@@ -222,6 +222,14 @@ int store_qos2_in_del(struct store *st, const char *client_id, size_t len,
  */
 void store_group_begin(struct store *st);
 void store_group_end(struct store *st);
+/*
+ * A group one thread opens and closes: it holds the writer back only from
+ * its first change on, so one that records nothing costs no lock.  Local
+ * groups nest with each other (of one store per thread) and with the
+ * groups above; a group another thread closes must be one of those.
+ */
+void store_local_group_begin(struct store *st);
+void store_local_group_end(struct store *st);
 
 /* Sequence number of the last change recorded (0: none yet). */
 uint64_t store_submitted(const struct store *st);

@@ -1365,6 +1365,70 @@ START_TEST(test_group_commits_whole)
 }
 END_TEST
 
+static void *put_session_b(void *arg)
+{
+	put_session(arg, "b", 0, 60, 0);
+	return NULL;
+}
+
+/*
+ * A local group holds the writer back only from this thread's first
+ * change in it: an empty one counts nothing and lets another thread's
+ * change commit; one with a change commits whole at its end; nested
+ * local groups and a group inside one count as groups do.
+ */
+START_TEST(test_local_group)
+{
+	struct store *st = open_started();
+	pthread_t other;
+	uint64_t before;
+
+	put_session(st, "a", 0, 60, 0);
+	commit_wait(st);
+	before = store_committed(st);
+
+	/* Open and empty: another thread's change is not held up. */
+	store_local_group_begin(st);
+	ck_assert_int_eq(pthread_create(&other, NULL, put_session_b, st), 0);
+	ck_assert_int_eq(pthread_join(other, NULL), 0);
+	ck_assert_uint_eq(st->group_depth, 0);
+	commit_wait(st);
+	ck_assert_uint_eq(store_committed(st), before + 1);
+	store_local_group_end(st);
+	ck_assert_uint_eq(st->group_depth, 0);
+
+	/* Nested, with changes: counted from the first, held to the end. */
+	before = store_committed(st);
+	store_local_group_begin(st);
+	store_local_group_begin(st);
+	put_session(st, "c", 0, 60, 0);
+	ck_assert_uint_eq(st->group_depth, 2);
+	store_local_group_end(st);
+	ck_assert_uint_eq(st->group_depth, 1);
+	put_msg(st, 1, "t", 0);
+	usleep(200000); /* the writer would have committed by now */
+	ck_assert_uint_eq(store_committed(st), before);
+	store_local_group_end(st);
+	ck_assert_uint_eq(st->group_depth, 0);
+	commit_wait(st);
+	ck_assert_uint_eq(store_committed(st), before + 2);
+
+	/* A group inside a local one outlives it, and holds the writer. */
+	before = store_committed(st);
+	store_local_group_begin(st);
+	store_group_begin(st);
+	put_msg(st, 2, "u", 0);
+	store_local_group_end(st);
+	ck_assert_uint_eq(st->group_depth, 1);
+	usleep(100000);
+	ck_assert_uint_eq(store_committed(st), before);
+	store_group_end(st);
+	commit_wait(st);
+	ck_assert_uint_eq(store_committed(st), before + 1);
+	store_close(st);
+}
+END_TEST
+
 /*
  * Two deliveries of one message queued; one is deleted before the writer
  * takes them: the message and the other are written.  A batch in which
@@ -1757,6 +1821,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_open_foreign_db);
 	tcase_add_test(tc, test_open_in_use);
 	tcase_add_test(tc, test_group_commits_whole);
+	tcase_add_test(tc, test_local_group);
 	tcase_add_test(tc, test_undo_some_and_all);
 	tcase_add_test(tc, test_notify_committed);
 	tcase_add_test(tc, test_pragmas);
