@@ -164,28 +164,33 @@ struct conn *conn_new(struct shard *sh, int fd, const struct sockaddr *peer)
  */
 static bool out_reserve(struct conn *c, size_t need)
 {
-	size_t cap;
+	size_t cap = out_cap(c), live = c->out_len - c->out_off, grown;
 	uint8_t *p;
 
-	if (out_cap(c) - c->out_len >= need)
+	if (cap - c->out_len >= need)
 		return true;
-	if (need > UINT32_MAX / 2 - (c->out_len - c->out_off))
+	if (need > UINT32_MAX / 2 - live)
 		return false;
 	if (c->out_off) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
+		memmove(c->out, c->out + c->out_off, live);
 		c->out_off = 0;
-		if (out_cap(c) - c->out_len >= need)
+		c->out_len = (uint32_t)live;
+		/*
+		 * Enough when it freed half the buffer or more.  Past that it
+		 * grows as well: a slow reader's unwritten megabytes are not
+		 * moved again for every message appended behind them.
+		 */
+		if (live <= cap / 2 && cap - live >= need)
 			return true;
 	}
-	cap = c->out_cap_log2 ? out_cap(c) : OUT_BASE;
-	while (cap - c->out_len < need)
-		cap *= 2;
-	p = buf_grow(c->shard, c->out, out_cap(c), c->out_len, cap);
+	grown = cap ? cap * 2 : OUT_BASE;
+	while (grown - live < need)
+		grown *= 2;
+	p = buf_grow(c->shard, c->out, cap, live, grown);
 	if (!p)
 		return false;
 	c->out = p;
-	c->out_cap_log2 = cap_log2(cap, OUT_BASE);
+	c->out_cap_log2 = cap_log2(grown, OUT_BASE);
 	return true;
 }
 
