@@ -425,7 +425,7 @@ static void alias_learned(struct conn *c, const struct msg *msg,
 struct pub_header {
 	struct msg *msg; /* NULL: empty */
 	uint8_t variant; /* header_variant() */
-	uint8_t len;
+	uint16_t len; /* up to HEADER_CACHE_MAX */
 	uint16_t id_offset; /* of the packet id; 0: QoS 0 */
 	uint8_t bytes[HEADER_CACHE_MAX];
 };
@@ -480,7 +480,7 @@ static struct pub_header *header_store(struct shard *sh, struct msg *msg,
 		return NULL;
 	h->msg = msg_ref(msg);
 	h->variant = variant;
-	h->len = (uint8_t)len;
+	h->len = (uint16_t)len;
 	h->id_offset = (uint16_t)id_offset;
 	return h;
 }

@@ -764,8 +764,23 @@ START_TEST(test_fan_out_mixed)
 	int pv = VERSION(_i);
 	MQTTClient pub, sub[8];
 	MQTTSubscribe_options rap = MQTTSubscribe_options_initializer;
-	static const char *const payloads[2] = { "live", "kept" };
+	/*
+	 * The third topic makes the 5.0 QoS 2 header exactly 256 bytes, the
+	 * longest kept (1 + 2 Remaining Length + 2 + 248 + 2 id + 1 props).
+	 */
+	char long_topic[249];
+	struct {
+		const char *topic, *payload;
+		bool retain;
+	} rounds[3] = {
+		{ "mix/t", "live", false },
+		{ "mix/t", "kept", true },
+		{ long_topic, "long", false },
+	};
 
+	memset(long_topic, 'x', sizeof(long_topic) - 1);
+	memcpy(long_topic, "mix/", 4);
+	long_topic[sizeof(long_topic) - 1] = '\0';
 	/* One shard: every subscriber meets every other in its cache. */
 	ck_assert_int_eq(broker_stop(&broker), 0);
 	broker_remove_files(&broker);
@@ -785,18 +800,19 @@ START_TEST(test_fan_out_mixed)
 	rap.retainAsPublished = 1;
 	subscribe5(sub[7], "mix/#", 2, 0, &rap);
 
-	for (int round = 0; round < 2; round++) {
-		bool retain = round == 1;
-
-		publish(pub, pv, "mix/t", payloads[round], 2, retain);
+	for (int r = 0; r < 3; r++) {
+		publish(pub, pv, rounds[r].topic, rounds[r].payload, 2,
+			rounds[r].retain);
 		for (int i = 0; i < 8; i++) {
 			int qos = i < 6 ? i % 3 : i == 6 ? 1 : 2;
-			MQTTClient_message *m =
-				expect_msg(sub[i], "mix/t", payloads[round], qos);
+			MQTTClient_message *m = expect_msg(sub[i],
+							   rounds[r].topic,
+							   rounds[r].payload,
+							   qos);
 			int ids[4];
 			int n = i < 3 ? 0 : sub_ids(m, ids, 4);
 
-			ck_assert_int_eq(m->retained, i == 7 && retain);
+			ck_assert_int_eq(m->retained, i == 7 && rounds[r].retain);
 			ck_assert_int_eq(n, i == 6);
 			if (n)
 				ck_assert_int_eq(ids[0], 9);
