@@ -129,7 +129,6 @@ static void delivery_free(struct session *s, struct delivery *d)
 		free(d);
 }
 
-
 static void free_deliveries(struct session *s, struct delivery *d)
 {
 	struct delivery *next;
