@@ -553,7 +553,7 @@ static void publish_for(struct conn *c, struct msg *msg, uint8_t qos,
 static bool can_write_now(const struct conn *c)
 {
 	return c->state == CONN_ACTIVE && !c->hold_seq && !c->wait_msg &&
-	       !c->held && !c->want_write && !c->broken;
+	       !c->want_write && !c->broken;
 }
 
 /*

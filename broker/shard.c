@@ -735,14 +735,15 @@ void shard_fini(struct shard *sh)
 	sh->subs = NULL;
 	free(sh->rbuf);
 	sh->rbuf = NULL;
+	/* The cached headers hold messages: before the message lists. */
+	conn_headers_release(sh);
+	free(sh->headers);
+	sh->headers = NULL;
 	bufpool_fini(&sh->bufs);
 	objcache_fini(&sh->deliveries);
 	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++)
 		objcache_fini(&sh->msgs[k]);
 	free(sh->route_scratch);
 	sh->route_scratch = NULL;
-	conn_headers_release(sh);
-	free(sh->headers);
-	sh->headers = NULL;
 	pthread_mutex_destroy(&sh->snap_lock);
 }

@@ -504,12 +504,19 @@ void store_group_begin(struct store *st)
 	pthread_mutex_unlock(&st->lock);
 }
 
-void store_group_end(struct store *st)
+/* Close n groups; the writer may take the queue once none is open. */
+static void groups_close(struct store *st, unsigned n)
 {
 	pthread_mutex_lock(&st->lock);
-	if (--st->group_depth == 0 && st->head)
+	st->group_depth -= n;
+	if (st->group_depth == 0 && st->head)
 		pthread_cond_signal(&st->wake);
 	pthread_mutex_unlock(&st->lock);
+}
+
+void store_group_end(struct store *st)
+{
+	groups_close(st, 1);
 }
 
 void store_local_group_begin(struct store *st)
@@ -525,12 +532,8 @@ void store_local_group_end(struct store *st)
 	local.depth--;
 	if (local.counted <= local.depth)
 		return; /* it recorded nothing: nothing to release */
-	pthread_mutex_lock(&st->lock);
-	st->group_depth -= local.counted - local.depth;
+	groups_close(st, local.counted - local.depth);
 	local.counted = local.depth;
-	if (st->group_depth == 0 && st->head)
-		pthread_cond_signal(&st->wake);
-	pthread_mutex_unlock(&st->lock);
 }
 
 /* An op with no bytes of its own, or NULL (out of memory, or failed). */
