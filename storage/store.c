@@ -455,6 +455,21 @@ static _Thread_local struct {
 	unsigned depth, counted;
 } local;
 
+/*
+ * Count this thread's local groups that count nothing yet.  Under
+ * st->lock.  From the first change in them on, or from a plain group
+ * begun inside them: another thread may close that one (the last shard
+ * to confirm a QoS 2 message), and what this thread records after must
+ * still commit with what that thread recorded.
+ */
+static void count_local_groups(struct store *st)
+{
+	if (local.st == st && local.counted < local.depth) {
+		st->group_depth += local.depth - local.counted;
+		local.counted = local.depth;
+	}
+}
+
 /* Queue op (taking it) and wake the writer if the queue was empty. */
 static int op_submit(struct store *st, struct op *op)
 {
@@ -478,10 +493,7 @@ static int op_submit(struct store *st, struct op *op)
 	if (op->kind == OP_MSG_PUT || op->kind == OP_DELIVERY_PUT)
 		pending_add(st, op);
 	/* Under the lock with the op: the writer never sees one without it. */
-	if (local.st == st && local.counted < local.depth) {
-		st->group_depth += local.depth - local.counted;
-		local.counted = local.depth;
-	}
+	count_local_groups(st);
 	was_empty = !st->head;
 	if (st->tail)
 		st->tail->next = op;
@@ -501,6 +513,7 @@ void store_group_begin(struct store *st)
 {
 	pthread_mutex_lock(&st->lock);
 	st->group_depth++;
+	count_local_groups(st);
 	pthread_mutex_unlock(&st->lock);
 }
 

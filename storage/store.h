@@ -224,9 +224,10 @@ void store_group_begin(struct store *st);
 void store_group_end(struct store *st);
 /*
  * A group one thread opens and closes: it holds the writer back only from
- * its first change on, so one that records nothing costs no lock.  Local
- * groups nest with each other (of one store per thread) and with the
- * groups above; a group another thread closes must be one of those.
+ * its first change on, or from a group above begun inside it, so one that
+ * records nothing costs no lock.  Local groups nest with each other (of
+ * one store per thread) and with the groups above; a group another thread
+ * closes must be one of those.
  */
 void store_local_group_begin(struct store *st);
 void store_local_group_end(struct store *st);

@@ -1413,10 +1413,15 @@ START_TEST(test_local_group)
 	commit_wait(st);
 	ck_assert_uint_eq(store_committed(st), before + 2);
 
-	/* A group inside a local one outlives it, and holds the writer. */
+	/*
+	 * A group inside a local one counts the local one at once (another
+	 * thread may close it before this one records anything), outlives
+	 * it, and holds the writer.
+	 */
 	before = store_committed(st);
 	store_local_group_begin(st);
 	store_group_begin(st);
+	ck_assert_uint_eq(st->group_depth, 2);
 	put_msg(st, 2, "u", 0);
 	store_local_group_end(st);
 	ck_assert_uint_eq(st->group_depth, 1);
