@@ -230,8 +230,8 @@ static int load_config(const struct options *opt, struct config *cfg)
 }
 
 /*
- * The pid file for init scripts, as mosquitto writes it.  Written once the
- * listeners are open, removed at a clean exit.
+ * The pid file for init scripts, as mosquitto writes it.  Written before
+ * the listeners open, removed at exit and when they fail to open.
  */
 static int write_pid_file(const char *path)
 {
@@ -420,15 +420,20 @@ int main(int argc, char **argv)
 	ev_signal_start(loop, &rt.sigint);
 	ev_signal_start(loop, &rt.sigterm);
 	ev_signal_start(loop, &rt.sighup);
-	if (listener_open_all(&rt.broker, &cfg, &rt.listeners) < 0)
-		goto err_persist;
-	for (unsigned i = 0; i < rt.broker.shard_count; i++)
-		rt.broker.shards[i].listeners = rt.listeners;
+	/*
+	 * The pid file before the listeners: the kernel accepts connections
+	 * from listen() on, and whoever connects first (a service manager
+	 * or a test) may look the broker up by its pid file.
+	 */
 	if (cfg.pid_file) {
 		pid_file = strdup(cfg.pid_file);
 		if (!pid_file || write_pid_file(pid_file) < 0)
-			goto err_listeners;
+			goto err_pid_file;
 	}
+	if (listener_open_all(&rt.broker, &cfg, &rt.listeners) < 0)
+		goto err_listeners;
+	for (unsigned i = 0; i < rt.broker.shard_count; i++)
+		rt.broker.shards[i].listeners = rt.listeners;
 
 	config_free(&cfg);
 
@@ -460,9 +465,10 @@ stop:
 	return rc;
 
 err_listeners:
+	if (pid_file)
+		unlink(pid_file);
+err_pid_file:
 	free(pid_file);
-	listener_close_all(rt.listeners);
-err_persist:
 	persist_close(&rt.broker);
 err_broker:
 	broker_fini(&rt.broker);

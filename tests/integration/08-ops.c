@@ -6,6 +6,7 @@
  * listeners, running out of file descriptors, and clean exits on SIGINT
  * and SIGTERM.
  */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -581,6 +584,43 @@ START_TEST(ops_pid_file)
 }
 END_TEST
 
+/*
+ * A broker that cannot open its listener does not start and leaves no pid
+ * file behind (it is written before the listeners open, so that it exists
+ * once a client can connect).
+ */
+START_TEST(ops_pid_file_gone_when_listener_fails)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	char path[128], pid_path[160], conf[256], where[32];
+	const char *args[] = { "-c", path, NULL };
+	struct cicada_run r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	/* A port held without SO_REUSEPORT: cicada's bind must fail. */
+	ck_assert_int_ge(fd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(pid_path, sizeof(pid_path), "%s/cicada.pid", scratch);
+	snprintf(conf, sizeof(conf),
+		 "listener %u 127.0.0.1\nallow_anonymous true\n"
+		 "persistence false\npid_file %s\n",
+		 ntohs(sa.sin_port), pid_path);
+	write_file("busy.conf", conf, path, sizeof(path));
+	harness_run_cicada(&r, args);
+	close(fd);
+	ck_assert_msg(r.status != 0 && r.status != -1, "exit %d: %s",
+		      r.status, r.err);
+	snprintf(where, sizeof(where), "127.0.0.1:%u", ntohs(sa.sin_port));
+	ck_assert_msg(strstr(r.err, where) != NULL,
+		      "stderr does not name %s:\n%s", where, r.err);
+	ck_assert_int_ne(access(pid_path, F_OK), 0);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
 	Suite *s = suite_create("08-ops");
@@ -597,6 +637,7 @@ static Suite *ops_suite(void)
 	tcase_add_test(cli, ops_test_config_good);
 	tcase_add_test(cli, ops_config_errors_name_file_and_line);
 	tcase_add_test(cli, ops_pid_file);
+	tcase_add_test(cli, ops_pid_file_gone_when_listener_fails);
 	suite_add_tcase(s, cli);
 
 	tcase_add_checked_fixture(sys, setup_sys, teardown);
