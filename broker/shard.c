@@ -591,6 +591,8 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	/* Other shards first: they deliver while this one writes. */
+	wake_posted(sh);
 	while ((c = sh->flush_list)) {
 		sh->flush_list = NULL;
 		for (; c; c = next) {
