@@ -96,6 +96,7 @@ struct msg *msg_new(const char *topic, size_t topic_len,
 	m->store_id = 0;
 	m->confirm_from = 0;
 	m->confirm_group = false;
+	m->home = cache;
 	m->share_key = 0;
 	atomic_init(&m->remote_pending, 0);
 	atomic_init(&m->remote_refused, false);
@@ -136,7 +137,13 @@ void msg_unref(struct msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
 		struct objcache *cache = cache_for(alloc_size(msg_size(m)));
 
-		if (cache)
+		/*
+		 * Only a bound thread gives back to another's list: lists
+		 * are finished once no thread is bound (msg.h).
+		 */
+		if (cache && m->home && m->home != cache)
+			objcache_put_remote(m->home, m);
+		else if (cache)
 			objcache_put(cache, m);
 		else
 			free(m);

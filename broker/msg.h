@@ -41,6 +41,8 @@ struct msg {
 	 */
 	uint8_t confirm_from;
 	bool confirm_group;
+	/* The free list it came from (msg_cache_bind()); NULL: malloc. */
+	struct objcache *home;
 	/* Picks the shard of a $share group's member: the same everywhere. */
 	uint32_t share_key;
 	atomic_uint remote_pending;
@@ -86,10 +88,12 @@ void msg_unref(struct msg *m);
  * Free lists for messages of up to 256, 512 and 1,024 bytes in all (struct
  * and data): a shard keeps MSG_CACHE_CLASSES of them and binds them to its
  * thread, whose msg_new() and last msg_unref() then use them instead of
- * malloc and free.  A message may be freed by another shard's thread: it
- * goes to that thread's list of its size, or to free() on a thread with
- * none bound (start-up, shutdown, storage).  Unbind (NULL) before the
- * lists are finished with objcache_fini().
+ * malloc and free.  A message freed by another shard's thread goes back
+ * to the list it came from (objcache_put_remote()), so a shard that only
+ * publishes reuses its messages too; one made where no list was bound
+ * goes to the freeing thread's list of its size.  On a thread with none
+ * bound (start-up, shutdown, storage) the last msg_unref() frees.  Finish
+ * the lists with objcache_fini() only once no thread has lists bound.
  */
 #define MSG_CACHE_CLASSES 3
 void msg_cache_init(struct objcache *caches);

@@ -1,5 +1,6 @@
 /*
- * Free lists of one object size, trimmed to the last second's use.
+ * Free lists of one object size, trimmed to the last second's use, with a
+ * lock-free stack for objects other threads give back.
  */
 #include <stdlib.h>
 
@@ -11,12 +12,35 @@ void objcache_init(struct objcache *c, size_t size, uint32_t max)
 	c->count = c->low = 0;
 	c->max = max;
 	c->size = (uint32_t)(size < sizeof(void *) ? sizeof(void *) : size);
+	atomic_init(&c->returned, NULL);
+}
+
+/*
+ * Move what other threads gave back onto the owner's list, up to max.
+ * Taking the whole stack at once needs no protection against ABA: no one
+ * else ever takes from it.
+ */
+static void take_returned(struct objcache *c)
+{
+	void *obj = atomic_exchange_explicit(&c->returned, NULL,
+					     memory_order_acquire);
+
+	while (obj) {
+		void *next = *(void **)obj;
+
+		objcache_put(c, obj);
+		obj = next;
+	}
 }
 
 void *objcache_get(struct objcache *c)
 {
 	void *obj = c->free;
 
+	if (!obj && atomic_load_explicit(&c->returned, memory_order_relaxed)) {
+		take_returned(c);
+		obj = c->free;
+	}
 	if (!obj)
 		return malloc(c->size);
 	c->free = *(void **)obj;
@@ -38,6 +62,19 @@ void objcache_put(struct objcache *c, void *obj)
 	c->count++;
 }
 
+void objcache_put_remote(struct objcache *c, void *obj)
+{
+	void *head = atomic_load_explicit(&c->returned, memory_order_relaxed);
+
+	if (!obj)
+		return;
+	do
+		*(void **)obj = head;
+	while (!atomic_compare_exchange_weak_explicit(
+		&c->returned, &head, obj, memory_order_release,
+		memory_order_relaxed));
+}
+
 static void objcache_drop(struct objcache *c, uint32_t n)
 {
 	for (; n > 0 && c->free; n--) {
@@ -49,14 +86,21 @@ static void objcache_drop(struct objcache *c, uint32_t n)
 	}
 }
 
+/*
+ * What came back since the last trim was in use during it: it joins the
+ * list after the drop, to go at the next trim if nobody takes it.
+ */
 void objcache_trim(struct objcache *c)
 {
 	objcache_drop(c, c->low);
+	take_returned(c);
 	c->low = c->count;
 }
 
 void objcache_fini(struct objcache *c)
 {
+	objcache_drop(c, c->count);
+	take_returned(c);
 	objcache_drop(c, c->count);
 	c->low = 0;
 }

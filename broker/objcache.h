@@ -9,10 +9,17 @@
  *
  * Objects are plain malloc memory: free() is always right for one, and
  * one may be given to another thread's cache of the same size.
+ *
+ * Another thread may also give an object back to the cache it came from
+ * (objcache_put_remote()): a shard that only publishes would otherwise
+ * malloc every message while the shards that free them keep or free
+ * them.  Those wait on a lock-free stack that the owner takes whole when
+ * its own list runs out, so the owner's get and put stay unsynchronised.
  */
 #ifndef CICADA_BROKER_OBJCACHE_H
 #define CICADA_BROKER_OBJCACHE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +29,8 @@ struct objcache {
 	uint32_t low; /* fewest kept since the last trim: nobody needed them */
 	uint32_t max; /* most kept */
 	uint32_t size; /* of each object, at least a pointer's */
+	/* Given back by other threads, linked the same way; not counted. */
+	_Atomic(void *) returned;
 };
 
 void objcache_init(struct objcache *c, size_t size, uint32_t max);
@@ -30,6 +39,11 @@ void objcache_init(struct objcache *c, size_t size, uint32_t max);
 void *objcache_get(struct objcache *c);
 /* Give back an object of c->size bytes; NULL is a no-op. */
 void objcache_put(struct objcache *c, void *obj);
+/*
+ * Give back, from any thread, an object of c->size bytes that came from
+ * c, while c's owner may still use it (before objcache_fini()).
+ */
+void objcache_put_remote(struct objcache *c, void *obj);
 /* Free what stayed unused since the last trim (once a second). */
 void objcache_trim(struct objcache *c);
 /* Free everything kept. */

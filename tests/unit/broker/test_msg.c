@@ -260,6 +260,50 @@ START_TEST(test_cache_bound)
 }
 END_TEST
 
+/*
+ * A message freed on another shard's thread goes back to the list it came
+ * from, not to that thread's: a shard that only publishes reuses its own.
+ * One made where nothing was bound goes to the freeing thread's list.
+ */
+START_TEST(test_cache_home)
+{
+	static const uint8_t payload[64];
+	struct objcache home[MSG_CACHE_CLASSES], other[MSG_CACHE_CLASSES];
+	struct msg *m, *loose, *again;
+
+	msg_cache_init(home);
+	msg_cache_init(other);
+	loose = msg_new("t", 1, payload, sizeof(payload), NULL, 0, 0, false);
+	ck_assert_ptr_null(loose->home);
+	msg_cache_bind(home);
+	m = msg_new("t", 1, payload, sizeof(payload), NULL, 0, 0, false);
+	ck_assert_ptr_eq(m->home, &home[0]);
+	msg_cache_bind(other); /* now the publisher's message is freed here */
+	frees = 0;
+	drop(m);
+	drop(loose);
+	ck_assert_uint_eq(frees, 0);
+	ck_assert_uint_eq(other[0].count, 1); /* loose */
+	ck_assert_uint_eq(home[0].count, 0);
+	ck_assert_ptr_eq(atomic_load(&home[0].returned), m);
+
+	msg_cache_bind(home);
+	again = msg_new("t", 1, payload, sizeof(payload), NULL, 0, 0, false);
+	ck_assert_ptr_eq(again, m);
+	ck_assert_ptr_eq(again->home, &home[0]);
+	drop(again); /* its own thread: onto the list itself */
+	ck_assert_uint_eq(home[0].count, 1);
+	ck_assert_ptr_null(atomic_load(&home[0].returned));
+
+	msg_cache_bind(NULL);
+	for (unsigned k = 0; k < MSG_CACHE_CLASSES; k++) {
+		objcache_fini(&home[k]);
+		objcache_fini(&other[k]);
+	}
+	ck_assert_uint_eq(frees, 2);
+}
+END_TEST
+
 static Suite *msg_suite(void)
 {
 	Suite *s = suite_create("msg");
@@ -271,6 +315,7 @@ static Suite *msg_suite(void)
 	tcase_add_test(tc, test_new_out_of_memory);
 	tcase_add_test(tc, test_refcount);
 	tcase_add_test(tc, test_cache_bound);
+	tcase_add_test(tc, test_cache_home);
 	suite_add_tcase(s, tc);
 	return s;
 }
