@@ -997,29 +997,12 @@ static int conn_dispatch(struct conn *c, struct mqtt_packet *pkt)
 	}
 }
 
-/* One complete packet. */
+/* One complete packet after the first. */
 static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 {
 	struct mqtt_packet pkt;
 	int rc;
 
-	if (c->state == CONN_NEW) {
-		/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
-		if ((buf[0] >> 4) != MQTT_CONNECT) {
-			conn_close(c, -1, "first packet is not CONNECT");
-			return;
-		}
-		rc = mqtt_decode(buf, len, MQTT_V5, &pkt);
-		if (rc < 0) {
-			c->shard->stats.malformed++;
-			conn_refuse_connect(c, rc, &pkt.u.connect);
-			return;
-		}
-		rc = handle_connect(c, &pkt.u.connect, buf, len);
-		if (rc > 0)
-			conn_close(c, -1, mqtt_rc_str((uint8_t)rc));
-		return;
-	}
 	if (c->state == CONN_AUTH) {
 		handle_auth_pending(c, buf, len);
 		return;
@@ -1036,29 +1019,24 @@ static void conn_handle_packet(struct conn *c, const uint8_t *buf, size_t len)
 }
 
 /*
- * The first packet, when it is a CONNECT whose client id belongs to
- * another shard: the connection moves there with everything read from the
- * CONNECT on (n bytes at buf).  It is taken off this shard's lists now and
- * posted at the end of the loop turn (shard_move()), once nothing up this
- * shard's stack touches it any more.  true when it moves.  A CONNECT that
- * does not decode, or has no client id, stays: it is refused, or gets an
- * id of this shard.
+ * A decoded CONNECT whose client id belongs to another shard: the
+ * connection moves there with everything read from the CONNECT on (n
+ * bytes at buf).  It is taken off this shard's lists now and posted at the
+ * end of the loop turn (shard_move()), once nothing up this shard's stack
+ * touches it any more.  true when it moves.  A CONNECT without a client
+ * id stays: it gets an id of this shard.
  */
-static bool hand_over(struct conn *c, const uint8_t *buf, size_t plen,
-		      size_t n)
+static bool hand_over(struct conn *c, const struct mqtt_connect *cn,
+		      const uint8_t *buf, size_t n)
 {
 	struct shard *sh = c->shard;
-	struct mqtt_packet pkt;
 	struct conn_handoff *h;
 	unsigned to;
 
-	if ((buf[0] >> 4) != MQTT_CONNECT ||
-	    mqtt_decode(buf, plen, MQTT_V5, &pkt) < 0 ||
-	    pkt.u.connect.client_id.len == 0)
+	if (sh->broker->shard_count < 2 || cn->client_id.len == 0)
 		return false;
-	to = shard_of_client(sh->broker,
-			     (const char *)pkt.u.connect.client_id.data,
-			     pkt.u.connect.client_id.len);
+	to = shard_of_client(sh->broker, (const char *)cn->client_id.data,
+			     cn->client_id.len);
 	if (to == sh->index)
 		return false;
 	h = malloc(sizeof(*h) + n);
@@ -1092,6 +1070,36 @@ void conn_handoff_drop(struct conn_handoff *h)
 }
 
 /*
+ * The first packet (len bytes at buf, n read from there on), decoded once
+ * both to pick the client's shard and to connect it.  true when the
+ * connection moved to another shard with the n bytes.
+ */
+static bool conn_handle_first(struct conn *c, const uint8_t *buf, size_t len,
+			      size_t n)
+{
+	struct mqtt_packet pkt;
+	int rc;
+
+	/* [MQTT-3.1.0-1]: the first packet must be CONNECT. */
+	if ((buf[0] >> 4) != MQTT_CONNECT) {
+		conn_close(c, -1, "first packet is not CONNECT");
+		return false;
+	}
+	rc = mqtt_decode(buf, len, MQTT_V5, &pkt);
+	if (rc < 0) {
+		c->shard->stats.malformed++;
+		conn_refuse_connect(c, rc, &pkt.u.connect);
+		return false;
+	}
+	if (hand_over(c, &pkt.u.connect, buf, n))
+		return true;
+	rc = handle_connect(c, &pkt.u.connect, buf, len);
+	if (rc > 0)
+		conn_close(c, -1, mqtt_rc_str((uint8_t)rc));
+	return false;
+}
+
+/*
  * Frame and handle every complete packet in buf[0..len); returns the bytes
  * consumed (the rest is the start of a packet still arriving).  Stops early
  * when the connection closes.
@@ -1116,10 +1124,12 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 				conn_protocol_error(c, rc, NULL);
 			break;
 		}
-		if (c->state == CONN_NEW && c->shard->broker->shard_count > 1 &&
-		    hand_over(c, buf + off, plen, len - off))
-			return len;
-		conn_handle_packet(c, buf + off, plen);
+		if (c->state == CONN_NEW) {
+			if (conn_handle_first(c, buf + off, plen, len - off))
+				return len;
+		} else {
+			conn_handle_packet(c, buf + off, plen);
+		}
 		off += plen;
 	}
 	return off;
