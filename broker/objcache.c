@@ -99,7 +99,6 @@ void objcache_trim(struct objcache *c)
 
 void objcache_fini(struct objcache *c)
 {
-	objcache_drop(c, c->count);
 	take_returned(c);
 	objcache_drop(c, c->count);
 	c->low = 0;

@@ -29,8 +29,16 @@ struct objcache {
 	uint32_t low; /* fewest kept since the last trim: nobody needed them */
 	uint32_t max; /* most kept */
 	uint32_t size; /* of each object, at least a pointer's */
-	/* Given back by other threads, linked the same way; not counted. */
+	/*
+	 * Given back by other threads, linked the same way; not counted.
+	 * A cache line away from the owner's fields above and from the next
+	 * cache's in an array, so that other threads' pushes do not take
+	 * the owner's line on every message (a line is at most 64 bytes
+	 * here; aligning instead would need aligned allocation of shards).
+	 */
+	char apart[64];
 	_Atomic(void *) returned;
+	char apart_after[64 - sizeof(void *)];
 };
 
 void objcache_init(struct objcache *c, size_t size, uint32_t max);
